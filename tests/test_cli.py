@@ -1,0 +1,48 @@
+"""The `jvcr` console script end to end (in-process through jvcr.cli.main, and as an installed script)."""
+import json, subprocess, sys
+from pathlib import Path
+import pytest
+from jvcr.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_bench_model_json(capsys):
+    code, out, _ = run(capsys, 'bench', '--preset', 'tiny', '--runs', '2', '--json')
+    r = json.loads(out)
+    assert code == 0
+    for k in ('params_hourglass', 'params_regressor', 'params_total', 'gmacs', 'ms_per_crop', 'threads', 'batch', 'dtype'):
+        assert k in r, k
+    assert r['params_total'] == r['params_hourglass'] + r['params_regressor'] and r['ms_per_crop'] > 0
+
+
+def test_bench_targets_json(capsys):
+    code, out, _ = run(capsys, 'bench', '--targets', '--faces', '4', '--json')
+    r = json.loads(out)
+    assert code == 0 and r['targets_per_s'] > 0 and r['naive_targets_per_s'] > 0
+
+
+def test_unknown_preset_is_one_line(capsys):
+    code, out, err = run(capsys, 'bench', '--preset', 'nope', '--runs', '1')
+    assert code == 2 and 'nope' in err and 'Traceback' not in err
+
+
+def test_data_check_real(capsys, real_data):
+    code, out, _ = run(capsys, 'data', 'check', '--root', str(real_data))
+    assert code == 0, out
+    assert '1312' in out and '383' in out and '305' in out
+
+
+def test_data_check_bad_root(capsys, tmp_path):
+    code, out, err = run(capsys, 'data', 'check', '--root', str(tmp_path / 'nowhere'))
+    assert code != 0 and 'nowhere' in (out + err)
+
+
+def test_help_lists_subcommands():
+    exe = Path(sys.executable).with_name('jvcr')
+    r = subprocess.run([str(exe), 'bench', '--help'], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and '--preset' in r.stdout and '--targets' in r.stdout
