@@ -63,3 +63,19 @@ def test_data_labels_validate(capsys, tmp_path, real_data):
     rep = json.loads((tmp_path / 'l.json').read_text())
     assert code == 0 and rep['n'] == 19080 and rep['validation']['n'] == 2000
     assert rep['validation']['nme2d']['mean'] < 3.5  # the goal, percent, box normaliser
+
+
+def test_train_toy_then_resume_refuses_other_config(capsys, tmp_path):
+    out = tmp_path / 'run'
+    code, o, _ = run(capsys, 'train', '--preset', 'tiny', '--data', 'toy:16', '--epochs', '1', '1', '--out', str(out),
+                     '--no-progress')
+    assert code == 0 and (out / 'last.pt').exists() and (out / 'metrics.jsonl').exists()
+    before = (out / 'last.pt').read_bytes()
+    code, o, err = run(capsys, 'train', '--preset', 'tiny', '--data', 'toy:16', '--epochs', '2', '2', '--out', str(out),
+                       '--resume', '--batch', '8', '--no-progress')
+    assert code == 2 and 'batch' in err and (out / 'last.pt').read_bytes() == before
+
+
+def test_train_pool_refuses_test_set(capsys, real_data, tmp_path):
+    code, o, err = run(capsys, 'train', '--data', str(real_data / 'aflw2000_3d'), '--out', str(tmp_path / 'r'), '--no-progress')
+    assert code == 2 and 'test set' in err
