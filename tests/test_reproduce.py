@@ -15,6 +15,8 @@ def test_reproduction_quick(name, tmp_path):
     out = run_reproduction(name, quick=True, parameters={'out_dir': str(tmp_path)}, out_dir=tmp_path / 'nb',
                            progress=False)
     assert out.exists()
-    res = json.loads((tmp_path / 'results' / f'{name}.json').read_text())
+    found = sorted((tmp_path / 'results').glob(f'{name}*.json'))  # NAME.json or NAME_<variant>.json
+    assert len(found) == 1, found
+    res = json.loads(found[0].read_text())
     assert res['parameters']['out_dir'] == str(tmp_path) and res['provenance']['git_commit'] is not None
     assert any(tmp_path.glob('*.png'))
