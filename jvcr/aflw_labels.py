@@ -9,8 +9,10 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .facemodel import FaceModel, load_face_model, pose_matrix, _data_root
+from .facemodel import FaceModel, load_face_model, pose_matrix
 from .metrics import nme_2d, nme_3d, summarize, yaw_bin, BIN_NAMES
+from .core import data_root
+
 
 # %% auto #0
 __all__ = ['AFLW21_NAMES', 'AFLW21_TO_68', 'EAR_OFFSET', 'AFLW21_OFFSET', 'AFLW21_WEIGHT', 'EARS', 'FITTER_VERSION',
@@ -340,7 +342,7 @@ def _summary(e, yaw):  # per-face errors (NaN = failure); yaw degrees
 # %% ../nbs/05a_aflw_labels.ipynb #f2c68afa
 def validate_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings()):  # data root (default: $JVCR_DATA or ../shared/data)
     "Fit the AFLW2000-3D crops' 21 points and compare with the official `pt3d_68`: NME 2D / 3D (%), per yaw bin."
-    root = _data_root(root)
+    root = data_root(root)
     lab = fit_folder(root / 'aflw2000_3d_crops120', settings=settings, progress=progress, force=force)
     gt = _pt3d_in_crops(root, load_crops(root / 'aflw2000_3d_crops120')['roi'])
     yaw = _official_yaw(root)
@@ -357,4 +359,4 @@ def validate_labels(root=None, progress:bool=True, force:bool=False, settings:Fi
 # %% ../nbs/05a_aflw_labels.ipynb #c21d61f9
 def build_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings()):  # data root; bar; refit
     "Fitted 68-point 3D labels of the whole aflw_crops pool (crop pixels), cached under .jvcr_cache/ by content hash."
-    return fit_folder(_data_root(root) / 'aflw_crops', settings=settings, progress=progress, force=force)
+    return fit_folder(data_root(root) / 'aflw_crops', settings=settings, progress=progress, force=force)

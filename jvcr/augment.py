@@ -11,13 +11,14 @@ import torch
 from torch.utils.data import Dataset, DataLoader, Subset
 from .landmarks import add_auxiliary, flip_perm, N_LANDMARKS
 from .geometry import CropTransform, crop_image, uncrop_points
-from .datasets import open_image, load_aflw2000_3d, data_root
+from .core import one_thread
+from .datasets import open_image
 from .volumes import make_targets, coords_to_crop
-from .model import JVCRConfig, get_config
+from .config import JVCRConfig, get_config
 
 # %% auto #0
 __all__ = ['NO_AUGMENT', 'AugParams', 'Augment', 'sample_rng', 'augment_crop', 'target_points', 'coords_to_image',
-           'minmax_stretch', 'image_tensor', 'JVCRDataset', 'make_loader', 'bench_loader']
+           'minmax_stretch', 'image_tensor', 'JVCRDataset', 'make_loader']
 
 # %% ../nbs/04a_augment.ipynb #68b35d68
 @dataclass(frozen=True)
@@ -113,42 +114,17 @@ class JVCRDataset(Dataset):
     def __getitem__(self, i):
         s, a, c = self.source[i], self.params_of(i), self.config
         T = augment_crop(s.crop, a)
-        image = image_tensor(open_image(s.image_path), T, c.in_res, a.color, self.stretch)
+        image = image_tensor(s.image if s.image is not None else open_image(s.image_path), T, c.in_res, a.color, self.stretch)
         volumes, coords = make_targets(target_points(s.pts, a.flip), T, cfg=c)
         return dict(image=image, volumes=volumes, coords=coords, params=torch.from_numpy(T.to_array()),
                     pts=torch.from_numpy(s.pts), yaw=float(s.yaw), id=s.id, index=int(i))
 
 # %% ../nbs/04a_augment.ipynb #15bfa521
-def _one_thread(_): torch.set_num_threads(1)
-
 def make_loader(dataset:Dataset, batch_size:int=20, workers:int=2, shuffle:bool|None=None, seed:int=0,
                 drop_last:bool=False, **kwargs):  # dataset; batch; worker processes; default: dataset.train; shuffle seed; ...; other DataLoader arguments
     "A DataLoader over `dataset` with a seeded shuffle order."
     shuffle = getattr(dataset, 'train', False) if shuffle is None else shuffle
     g = torch.Generator().manual_seed(int(seed))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=g,
-                      drop_last=drop_last, worker_init_fn=_one_thread if workers > 0 else None,
+                      drop_last=drop_last, worker_init_fn=one_thread if workers > 0 else None,
                       persistent_workers=False, **kwargs)
-
-# %% ../nbs/04a_augment.ipynb #2c33d7c5
-def _cpu_s():  # CPU seconds of this process and its reaped children (the finished DataLoader workers)
-    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-def bench_loader(root=None, n:int=400, workers:int=2, batch_size:int=20, preset='paper', seed:int=0, source=None):  # data root; samples timed (after one warm-up batch); DataLoader workers; batch; config preset or JVCRConfig; seed; a FaceSource (default: AFLW2000-3D of `root`)
-    "Loader throughput, JPEG -> augmented batch with all targets: samples/s (wall clock) and CPU ms per sample."
-    src = source if source is not None else load_aflw2000_3d(data_root(root) / 'aflw2000_3d')
-    ds = JVCRDataset(src, preset, train=True, seed=seed)
-    m = min(len(ds), n + batch_size)
-    loader = make_loader(Subset(ds, range(m)), batch_size=batch_size, workers=workers, shuffle=False)
-    c0 = _cpu_s()
-    it = iter(loader)
-    first = len(next(it)['id'])  # warm-up: worker start-up and the first batch
-    t0, count = time.perf_counter(), 0
-    for b in it: count += len(b['id'])
-    dt = time.perf_counter() - t0
-    del it
-    cpu_ms = (_cpu_s() - c0) * 1000 / (first + count)  # all processes, start-up included
-    return dict(samples_per_s=count / dt if dt > 0 else math.nan, samples=count, seconds=dt,
-                cpu_ms_per_sample=cpu_ms, workers=workers, batch_size=batch_size,
-                preset=preset if isinstance(preset, str) else 'custom')

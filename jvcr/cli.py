@@ -12,13 +12,12 @@ __all__ = ['build_parser', 'main']
 
 # %% ../nbs/15_cli.ipynb #0af8687f
 def _bench(a):
-    if a.targets:
-        from jvcr.volumes import bench_targets
-        res = bench_targets(n_faces=a.faces)
-    else:
-        from jvcr.model import bench_model
-        res = bench_model(preset=a.preset, threads=a.threads, batch=a.batch, dtype=a.dtype, runs=a.runs,
-                          reference=a.reference)
+    import jvcr.bench as jb
+    if a.targets: res = jb.bench_targets(n_faces=a.faces)
+    elif a.loader: res = jb.bench_loader(a.root, n=a.faces, workers=a.workers, batch_size=a.batch if a.batch > 1 else 20, preset=a.preset)
+    elif a.training: res = jb.bench_training(a.preset, batch=a.batch, steps=a.runs, threads=a.threads, mode=a.mode)
+    else: res = jb.bench_model(preset=a.preset, threads=a.threads, batch=a.batch, dtype=a.dtype, runs=a.runs,
+                               reference=a.reference, channels_last=not a.no_channels_last)
     print(json.dumps(res, indent=None if a.json else 1))
     return 0
 
@@ -53,6 +52,13 @@ def _train(a):
         print(json.dumps({k: v for k, v in r.items() if k != 'model'}, default=str))
     return 0
 
+def _data_flags(a):
+    from jvcr.core import data_flags, data_status, in_ci
+    root, why = data_status(a.root)
+    if root is None and not in_ci(): print(f"jvcr: {why}: notebook cells marked '#| data' and tests needing the data are skipped", file=sys.stderr)
+    print(data_flags(a.root))
+    return 0
+
 def _data_check(a):
     from jvcr.datasets import check_data_root, format_report
     rep = check_data_root(a.root)
@@ -76,7 +82,7 @@ def _data_labels(a):
         print(f"validation against pt3d_68 (AFLW2000-3D crops, box NME %): 2D {v['nme2d']['mean']:.2f}, "
               f"3D {v['nme3d']['mean']:.2f}, n {v['n']}, failed {v['n_failed']}")
     if a.json:
-        from jvcr.reproduce import write_json
+        from jvcr.core import write_json
         write_json(a.json, rep); print(f"wrote {a.json}")
     return 0
 
@@ -94,7 +100,13 @@ def build_parser():
     b.add_argument('--runs', type=int, default=5, help='timed runs after warm-up (median reported)')
     b.add_argument('--reference', action='store_true', help='also time the plain reference architecture')
     b.add_argument('--targets', action='store_true', help='benchmark target encoding instead of the model')
-    b.add_argument('--faces', type=int, default=200, help='faces encoded by --targets')
+    b.add_argument('--faces', type=int, default=200, help='faces encoded by --targets, samples loaded by --loader')
+    b.add_argument('--loader', action='store_true', help='benchmark the data loader (JPEG to augmented batch; AFLW2000-3D JPEGs as the workload)')
+    b.add_argument('--workers', type=int, default=2, help='loader processes for --loader')
+    b.add_argument('--root', default=None, help='data root for --loader (default: $JVCR_DATA or ../shared/data)')
+    b.add_argument('--training', action='store_true', help='benchmark training steps (random tensors; --batch, --runs steps)')
+    b.add_argument('--mode', default='joint', choices=['pretrain', 'joint'], help='training stage for --training')
+    b.add_argument('--no-channels-last', action='store_true', help='time the model with plain NCHW weights (the layout variant)')
     b.add_argument('--json', action='store_true', help='one-line JSON')
     b.set_defaults(func=_bench)
     r = sub.add_parser('reproduce', help='run the papermill reproduction notebooks (writes figures/)')
@@ -135,6 +147,9 @@ def build_parser():
     c.add_argument('--root', default=None, help='data root (default: $JVCR_DATA or ../shared/data)')
     c.add_argument('--json', action='store_true', help='print the report as JSON')
     c.set_defaults(func=_data_check)
+    fl = dsub.add_parser('flags', help="print 'data' when the research data is there (the nbdev_test --flags value); say why not on stderr")
+    fl.add_argument('--root', default=None, help='data root (default: $JVCR_DATA or ../shared/data)')
+    fl.set_defaults(func=_data_flags)
     rd = dsub.add_parser('render', help='render N synthetic faces (images + points.json)')
     rd.add_argument('n', type=int, help='number of faces')
     rd.add_argument('--out', required=True, help='output folder')

@@ -4,41 +4,24 @@
 
 # %% ../nbs/04_datasets.ipynb #fb1162f0
 from __future__ import annotations
-import hashlib, json, math, os, warnings
+import json, math, os, warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import scipy.io as sio
 from PIL import Image
-import jvcr
+from .core import DataError, data_root, sha256_file
 from .landmarks import N_LANDMARKS, add_auxiliary
 from .geometry import CropTransform
 from .facemodel import load_face_model, pts_from_mat
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'AFLW2000_CROPS', 'KNOWN_FOLDERS', 'BFM_FILES', 'AFLW2000_YAW_BINS', 'DataError', 'data_root',
-           'open_image', 'load_image', 'FaceSample', 'FaceSource', 'verify_images', 'read_aflw2000_mat',
-           'box_from_3ddfa', 'load_aflw2000_3d', 'yaw_bin_counts', 'read_300w_lp_mat', 'load_300w_lp', 'read_pts',
-           'read_pts_sample', 'load_pts_folder', 'load_reference_json', 'save_landmark_folder', 'expand_66',
-           'load_landmark_folder', 'verify_checksums', 'check_data_root', 'format_report']
-
-# %% ../nbs/04_datasets.ipynb #29e3761e
-class DataError(ValueError):
-    "Bad or missing data; the message names the file (or folder) and what was expected."
-
-def _repo_dir(): return Path(jvcr.__file__).resolve().parents[1]
-
-def data_root(root=None):  # explicit data folder; default $JVCR_DATA, else ../shared/data
-    "The real-data folder, resolved; a `DataError` lists every place tried when none exists."
-    if root is not None: tried = [('the root argument', Path(root))]
-    elif os.environ.get('JVCR_DATA'): tried = [('$JVCR_DATA', Path(os.environ['JVCR_DATA']))]
-    else: tried = [('../shared/data from the current directory', Path.cwd().parent / 'shared' / 'data'),
-                   ('../shared/data from the project checkout', _repo_dir().parent / 'shared' / 'data')]
-    for _, p in tried:
-        if p.is_dir(): return p.resolve()
-    raise DataError("no data folder found; tried " + "; ".join(f"{why}: {p}" for why, p in tried) +
-                    ". Set JVCR_DATA or pass root=...")
+__all__ = ['IMAGE_EXTS', 'AFLW2000_CROPS', 'KNOWN_FOLDERS', 'BFM_FILES', 'AFLW2000_YAW_BINS', 'open_image', 'load_image',
+           'FaceSample', 'FaceSource', 'verify_images', 'read_aflw2000_mat', 'box_from_3ddfa', 'load_aflw2000_3d',
+           'yaw_bin_counts', 'read_300w_lp_mat', 'load_300w_lp', 'read_pts', 'read_pts_sample', 'load_pts_folder',
+           'load_reference_json', 'save_landmark_folder', 'expand_66', 'load_landmark_folder', 'verify_checksums',
+           'check_data_root', 'format_report']
 
 # %% ../nbs/04_datasets.ipynb #b500a02c
 def open_image(path):  # image file in any format PIL reads
@@ -79,6 +62,7 @@ class FaceSample:
     crop: CropTransform              # face box: centre, side, z_ref = mean z (rot 0, no flip)
     yaw: float = math.nan            # head yaw in degrees (NaN when unknown)
     extra: dict = field(default_factory=dict)  # source-specific fields (annotation file, pt2d, ...)
+    image: np.ndarray|None = field(default=None, repr=False)  # in-memory HxWx3 uint8 pixels (toy faces); None: read image_path
 
     def __post_init__(self):
         self.image_path = Path(self.image_path)
@@ -87,7 +71,8 @@ class FaceSample:
     @property
     def pts71(self): return add_auxiliary(self.pts)  # (71, 3) with the eye and mouth centres
 
-    def load_image(self): return load_image(self.image_path)  # HxWx3 uint8 RGB
+    def load_image(self):  # HxWx3 uint8 RGB
+        return self.image if self.image is not None else load_image(self.image_path)
 
     def __repr__(self):
         c = self.crop
@@ -445,12 +430,6 @@ _CHECKERS = {'aflw2000_3d': _check_aflw2000, 'aflw2000_3d_benchmark': _check_ben
              'aflw_crops': _check_crops, 'bfm': _check_bfm, '300w_lp_sample': _check_300w_lp, '300W_LP': _check_300w_lp, 'jvcr_demo': _check_pts_folder}
 
 # %% ../nbs/04_datasets.ipynb #3267c57f
-def _sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while b := f.read(chunk): h.update(b)
-    return h.hexdigest()
-
 def verify_checksums(root, sums_file='SHA256SUMS'):  # data root; checksum file inside it (sha256sum format)
     "Check every file listed in `root/sums_file`: dict of checked, missing and mismatched file lists."
     root = Path(root)
@@ -461,7 +440,7 @@ def verify_checksums(root, sums_file='SHA256SUMS'):  # data root; checksum file 
         rel = rel.lstrip(' *'); p = root / rel
         n += 1
         if not p.is_file(): missing.append(rel)
-        elif _sha256(p) != digest.lower(): bad.append(rel)
+        elif sha256_file(p) != digest.lower(): bad.append(rel)
     return dict(checked=n, missing=missing, mismatched=bad)
 
 # %% ../nbs/04_datasets.ipynb #047d01a4

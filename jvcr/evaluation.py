@@ -4,18 +4,19 @@
 
 # %% ../nbs/11_evaluation.ipynb #2a2f0c89
 from __future__ import annotations
-import csv, hashlib, json, math, os, time
+import csv, json, math, os, time
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from .core import check_output_path, data_root, provenance, sha256_file, write_json
 from .landmarks import N_LANDMARKS
 from .geometry import CropTransform, uncrop_points
 from .metrics import PROTOCOLS, MetricAccumulator, get_protocol, BIN_NAMES
 from .volumes import coords_to_crop
 
 # %% auto #0
-__all__ = ['DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor', 'ModelPredictor', 'evaluate', 'file_sha256',
+__all__ = ['DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor', 'ModelPredictor', 'evaluate',
            'evaluation_report', 'run_evaluation']
 
 # %% ../nbs/11_evaluation.ipynb #ec25a833
@@ -88,18 +89,10 @@ def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, 
                 protocols={p.name: dict(doc=p.doc) for p in protos}, metrics=res, seconds=round(time.time() - t0, 2))
 
 # %% ../nbs/11_evaluation.ipynb #b44c62b8
-def file_sha256(path, chunk=1 << 20):  # any file
-    "SHA-256 of a file (checkpoint provenance)."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(chunk), b''): h.update(b)
-    return h.hexdigest()
-
-def evaluation_report(result:dict, dataset:str, data_root=None, checkpoint=None, started=None) -> dict:
-    "The result of `evaluate` with protocol and provenance: dataset, crop rule, checkpoint hash, git commit, seconds."
-    from jvcr.reproduce import provenance
+def evaluation_report(result:dict, dataset:str, data_root=None, checkpoint=None, started=None) -> dict:  # from `evaluate`; dataset name; the data root as the user gave it (None = the setting); checkpoint file; time.time() at the start
+    "The result of `evaluate` with protocol and provenance: dataset, crop rule, checkpoint name and sha256, git commit, seconds."
     prov = provenance(data_root=data_root, started=started)
-    if checkpoint: prov.update(checkpoint=str(checkpoint), checkpoint_sha256=file_sha256(checkpoint))
+    if checkpoint: prov.update(checkpoint=Path(checkpoint).name, checkpoint_sha256=sha256_file(checkpoint))
     return dict(dataset=dataset, **result, provenance=prov)
 
 # %% ../nbs/11_evaluation.ipynb #86223445
@@ -111,11 +104,15 @@ def run_evaluation(dataset:str='aflw2000-3d', checkpoint=None, baseline:str|None
     "Load the dataset and the predictor, evaluate, write the JSON report; what `jvcr evaluate` runs."
     from jvcr import datasets
     started = time.time()
+    if not (isinstance(batch_size, int) and batch_size >= 1): raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
+    for path, what in ((json_out, 'JSON report'), (per_face_csv, 'per-face CSV')):
+        if path: check_output_path(path, what)                        # before any work: a bad path fails now, not after the run
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     if (checkpoint is None) == (baseline is None): raise ValueError("give exactly one of a checkpoint or a baseline")
     if baseline is not None and baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
-    root = datasets.data_root(root)
+    if checkpoint is not None and not Path(checkpoint).is_file(): raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    given, root = root, data_root(root)
     faces = datasets.load_aflw2000_3d(root / 'aflw2000_3d', crop=crop,
                                       roi_boxes=root / 'aflw2000_3d_benchmark' / 'AFLW2000-3D_crop.roi_box.npy')
     if checkpoint is not None:
@@ -125,8 +122,6 @@ def run_evaluation(dataset:str='aflw2000-3d', checkpoint=None, baseline:str|None
     else:
         predictor = GroundTruthPredictor() if baseline == 'ground-truth' else MeanFacePredictor()
     res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop)
-    rep = evaluation_report(res, dataset, data_root=root, checkpoint=checkpoint, started=started)
-    if json_out:
-        from jvcr.reproduce import write_json
-        write_json(json_out, rep)
+    rep = evaluation_report(res, dataset, data_root=given, checkpoint=checkpoint, started=started)
+    if json_out: write_json(json_out, rep)
     return rep

@@ -11,15 +11,11 @@ from pathlib import Path
 import numpy as np
 import scipy.io as sio
 from PIL import Image
+from .core import data_root
+
 
 # %% auto #0
 __all__ = ['FaceModel', 'load_face_model', 'pose_matrix', 'project', 'read_mat_params', 'pts_from_mat', 'reproduction_errors']
-
-# %% ../nbs/03_facemodel.ipynb #beb3dd34
-def _data_root(root=None):  # explicit data folder, else $JVCR_DATA, else ../shared/data
-    "The real-data folder: the project's one setting, `jvcr.datasets.data_root` (imported late: datasets imports this module)."
-    from jvcr.datasets import data_root
-    return data_root(root)
 
 # %% ../nbs/03_facemodel.ipynb #52bddff9
 @dataclass(frozen=True, eq=False)
@@ -71,7 +67,7 @@ def _load_face_model(folder:Path):
 
 def load_face_model(root=None):  # data folder holding bfm/ (default: $JVCR_DATA or ../shared/data)
     "Load the 68-landmark face model from `root/bfm` (cached; arrays are read-only)."
-    return _load_face_model(_data_root(root).resolve() / 'bfm')
+    return _load_face_model(data_root(root).resolve() / 'bfm')
 
 # %% ../nbs/03_facemodel.ipynb #f2a3a005
 def pose_matrix(pitch, yaw, roll):  # radians, scalars or broadcastable arrays

@@ -8,11 +8,14 @@ import hashlib, json, math, re
 from pathlib import Path
 import numpy as np
 from .geometry import CropTransform
-from .datasets import FaceSample, FaceSource, DataError, data_root
+from .core import DataError, cache_dir, data_root
+from .datasets import FaceSample, FaceSource
+from . import datasets as jd
+from .synthetic import toy_source
 
 # %% auto #0
 __all__ = ['TEST_SOURCES', 'TEST_FOLDERS', 'is_validation', 'face_group', 'check_not_test', 'load_rendered', 'aflw_fitted_source',
-           'procedural_source', 'TrainingPool', 'default_pool']
+           'procedural_source', 'TrainingPool', 'default_pool', 'load_pool']
 
 # %% ../nbs/05b_pool.ipynb #f5b23b37
 def is_validation(source:str, id:str, fraction:float=0.1, seed:int=0) -> bool:  # source name; face id; share held out; split seed
@@ -134,11 +137,33 @@ class TrainingPool:
 def default_pool(root=None, rendered=None, procedural:int=0, cache=None, weights=None, val_fraction:float=0.1,
                  seed:int=0, epoch_size:int|None=None, use_300w_lp:bool=True) -> TrainingPool:  # data root; folder from `jvcr data render`; procedural faces to add; their cache folder; {source: weight}
     "A TrainingPool of every training source available under `root` (never AFLW2000-3D)."
-    from jvcr import datasets
     root = data_root(root)
     sources = {'aflw_fitted': aflw_fitted_source(root)}
     if rendered: sources['synthetic'] = load_rendered(rendered, 'synthetic')
-    if use_300w_lp and (root / '300W_LP').is_dir(): sources['300w_lp'] = datasets.load_300w_lp(root / '300W_LP', on_error='skip')
+    if use_300w_lp and (root / '300W_LP').is_dir(): sources['300w_lp'] = jd.load_300w_lp(root / '300W_LP', on_error='skip')
     if procedural:
-        sources['procedural'] = procedural_source(procedural, Path(cache or '.jvcr_cache') / f'procedural_{procedural}_{seed}', seed)
+        sources['procedural'] = procedural_source(procedural, Path(cache or cache_dir()) / f'procedural_{procedural}_{seed}', seed)
     return TrainingPool(sources, weights, val_fraction, seed, epoch_size)
+
+# %% ../nbs/05b_pool.ipynb #91acbf4d
+def _folder_source(folder:Path) -> FaceSource:
+    "The faces of a data folder, by what it holds (landmark folder, .pts files, 300W-LP .mat files)."
+    if (folder / 'landmarks.npy').is_file(): return jd.load_landmark_folder(folder)
+    if any(folder.glob('*.pts')): return jd.load_pts_folder(folder)
+    if any(folder.rglob('*.mat')): return jd.load_300w_lp(folder)
+    raise ValueError(f"no training data recognised in {folder}: expected landmarks.npy + list.txt, *.pts files, or 300W-LP .mat files")
+
+def load_pool(data:str, config='tiny', val_fraction:float=0.1, seed:int=0) -> TrainingPool:  # 'toy:N', 'pool[:N]', 'rendered:DIR' or a folder; model config/preset (toy image size); held-out share; seed
+    "The TrainingPool named by `data` (what `jvcr train --data` reads)."
+    from jvcr.config import get_config
+    cfg = get_config(config) if isinstance(config, str) else config
+    data = str(data)
+    if m := re.fullmatch(r'toy(?::(\d+))?', data):
+        src = toy_source(int(m.group(1) or 64), int(1.5 * cfg.in_res), seed)
+    elif m := re.fullmatch(r'pool(?::(\d+))?', data):  # every training source under the data root; N faces per epoch
+        return default_pool(seed=seed, val_fraction=val_fraction, epoch_size=int(m.group(1)) if m.group(1) else None)
+    elif data.startswith('rendered:'): src = load_rendered(data[len('rendered:'):])
+    elif Path(data).is_dir(): src = _folder_source(Path(data))
+    else: raise ValueError(f"--data {data!r}: expected 'toy:N', 'pool[:N]', 'rendered:DIR' or a data folder, and {data} is not a folder")
+    if len(src) == 0: raise ValueError(f"the training pool {data!r} is empty")
+    return TrainingPool({src.name: src}, val_fraction=val_fraction, seed=seed)

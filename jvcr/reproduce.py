@@ -4,21 +4,12 @@
 
 # %% ../nbs/14_reproduce.ipynb #91af7b41
 from __future__ import annotations
-import json, os, platform, subprocess, time, datetime
+import json, os, time
 from pathlib import Path
+from .core import repo_root, provenance, write_json
 
 # %% auto #0
-__all__ = ['repo_root', 'list_reproductions', 'quick_parameters', 'provenance', 'write_json', 'write_results', 'run_reproduction']
-
-# %% ../nbs/14_reproduce.ipynb #ef7f1385
-def repo_root(start=None):  # a folder inside the checkout (default: cwd, then the package's folder)
-    "The jvcr checkout: the nearest folder upwards holding settings.ini and nbs/."
-    starts = [Path(start)] if start else [Path.cwd()] + ([Path(__file__).resolve().parent] if '__file__' in globals() else [])
-    for s in starts:
-        for p in [s.resolve(), *s.resolve().parents]:
-            if (p / 'settings.ini').exists() and (p / 'nbs').is_dir(): return p
-    raise FileNotFoundError(f"no jvcr checkout (settings.ini + nbs/) found above {', '.join(map(str, starts))}; "
-                            "the reproduction notebooks live in the source repository: run from a clone")
+__all__ = ['list_reproductions', 'quick_parameters', 'write_results', 'run_reproduction']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
 def list_reproductions(root=None):
@@ -31,32 +22,6 @@ def quick_parameters(root=None) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 # %% ../nbs/14_reproduce.ipynb #f3e90d05
-def _git(*args, cwd=None):
-    try: return subprocess.run(['git', *args], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception: return ''
-
-def provenance(data_root=None, device='cpu', started=None) -> dict:  # started: time.time() at the start
-    "Where a result came from: git commit (and whether the tree was dirty), data root, machine, versions, seconds."
-    import torch, numpy
-    root = None
-    try: root = repo_root()
-    except FileNotFoundError: pass
-    commit = _git('rev-parse', 'HEAD', cwd=root) if root else ''
-    dirty = bool(_git('status', '--porcelain', '--', 'jvcr', 'nbs', cwd=root)) if root else None
-    return dict(git_commit=commit or None, git_dirty=dirty, data_root=str(data_root) if data_root else None,
-                device=str(device), machine=platform.machine(), cpu_count=os.cpu_count(),
-                torch=torch.__version__, numpy=numpy.__version__, python=platform.python_version(),
-                date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
-                seconds=round(time.time() - started, 2) if started else None)
-
-def write_json(path, obj) -> Path:  # target file; JSON-able object (other values via str)
-    "Write `obj` as JSON atomically (temp file + rename: a reader never sees half a file); returns the path."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
-    return path
-
 def write_results(path, parameters:dict, results:dict, **prov):  # results/NAME.json; echo of the parameters cell
     "Write `{'parameters', 'results', 'provenance'}` as JSON (atomic) and return the path."
     return write_json(path, dict(parameters=parameters, results=results, provenance=provenance(**prov)))

@@ -17,13 +17,20 @@ from scipy.spatial import Delaunay
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 from .landmarks import N_LANDMARKS, canonical_face_3d
-from .facemodel import FaceModel, load_face_model, pose_matrix, project, _data_root
+from .facemodel import FaceModel, load_face_model, pose_matrix, project
+from .core import data_root
+from .config import get_config
+from .geometry import CropTransform
+from .datasets import FaceSample, FaceSource
+from .augment import JVCRDataset
+
 
 # %% auto #0
 __all__ = ['MOUTH_DEPTH', 'MOUTH_COLOR', 'CAP_DEPTH', 'CAP_COLOR', 'TOY_UNIT', 'BACKGROUNDS', 'CONVENTION', 'Fragments',
            'Rasterizer', 'NumpyRasterizer', 'rbf_weights', 'vertex_normals', 'FaceMesh', 'load_dense_face', 'toy_head',
            'toy_texture', 'sample_texture', 'toy_landmarks', 'random_background', 'degrade', 'RenderedFace',
-           'sample_pose', 'default_rasterizer', 'render_mesh', 'render_face', 'procedural_face', 'render_to_dir']
+           'sample_pose', 'default_rasterizer', 'render_mesh', 'render_face', 'procedural_face', 'render_to_dir',
+           'toy_source', 'ToyFaces']
 
 # %% ../nbs/05_synthetic.ipynb #29c19022
 @dataclass
@@ -239,7 +246,7 @@ def _load_dense(folder:Path):
 
 def load_dense_face(root=None):  # data folder holding bfm/ (default: $JVCR_DATA or ../shared/data)
     "The dense BFM mean face (53,215 vertices, mouth and back closed) with its 68 landmark vertices and deformation (cached)."
-    return _load_dense(_data_root(root).resolve() / 'bfm')
+    return _load_dense(data_root(root).resolve() / 'bfm')
 
 # %% ../nbs/05_synthetic.ipynb #cc7e4517
 TOY_UNIT = 1.6e5                  # model units per width of the canonical unit box (the BFM mean's landmarks span ~0.9 of it)
@@ -486,3 +493,22 @@ def render_to_dir(n:int, out, seed:int=0, progress:bool=True, source:str='bfm', 
     if source == 'bfm': meta['licence'] = 'derived from the Basel Face Model 2009: non-commercial research only, no redistribution'
     (out / 'points.json').write_text(json.dumps(meta))
     return out
+
+# %% ../nbs/05_synthetic.ipynb #d215ea1e
+def toy_source(n:int, res:int=96, seed:int=0, first:int=0) -> FaceSource:  # faces; image side; seed; index of the first face
+    "A FaceSource of `n` procedural TOY faces held in memory (ids toy00000...)."
+    faces = [procedural_face(np.random.default_rng([seed, first + i]), res=res) for i in range(n)]
+    return FaceSource('toy', [FaceSample(f'toy{first + i:05d}', 'toy', Path(f'<memory>/toy{first + i:05d}.png'), f.pts,
+                                         CropTransform.from_points(f.pts), f.yaw, image=f.image) for i, f in enumerate(faces)])
+
+class ToyFaces(JVCRDataset):
+    "A TOY pool of `n` procedural faces held in memory, served by `JVCRDataset` (augmented if `train`)."
+    def __init__(self, n:int,                 # faces
+                 config='tiny',               # model config or preset name (input size, volumes)
+                 train:bool=True,             # augment
+                 seed:int=0,                  # face i is procedural_face(rng([seed, first + i])); augmentation seed
+                 first:int=0,                 # index of the first face (disjoint pools: different `first`)
+                 render_res:int|None=None,    # side of the rendered image (default: 1.5 x in_res)
+                 augment=None):               # jvcr.augment.Augment settings (default: the paper's when train)
+        cfg = get_config(config) if isinstance(config, str) else config
+        super().__init__(toy_source(n, render_res or int(1.5 * cfg.in_res), seed, first), cfg, train=train, seed=seed, augment=augment)

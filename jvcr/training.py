@@ -14,24 +14,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from .model import JVCR, JVCRConfig, PRESETS, get_config, save_checkpoint
+from .core import git_commit, one_thread
+from .config import JVCRConfig, PRESETS, get_config
+from .model import JVCR, config_dict, save_checkpoint
 from .metrics import nme_2d, nme_3d
 from .landmarks import N_LANDMARKS
-from .geometry import CropTransform
-from .datasets import FaceSample, FaceSource
-from .augment import JVCRDataset, NO_AUGMENT, augment_crop, image_tensor, target_points
-from .volumes import make_targets
-from .synthetic import procedural_face
+from .augment import JVCRDataset
+from .pool import load_pool
 
-from .pool import face_group, default_pool, load_rendered, TrainingPool
 
 # %% auto #0
 __all__ = ['MODES', 'OPTIMIZERS', 'RUNTIME_FIELDS', 'TRAIN_PRESETS', 'OUT_FILES', 'TIMING_KEYS', 'Stage', 'TrainConfig',
            'scale_stages', 'get_train_config', 'schedule_table', 'TrainableModel', 'voxel_losses', 'coord_loss',
-           'train_step', 'make_optimizers', 'set_lr', 'random_batch', 'epoch_order', 'EpochBatches', 'ToyFaces',
-           'split_pool', 'make_datasets', 'validate', 'rng_state', 'set_rng_state', 'check_out_dir', 'resolve_device',
-           'DistInfo', 'dist_env', 'init_distributed', 'sync_buffers', 'TrainState', 'Callback', 'read_metrics',
-           'plot_losses', 'save_figure', 'epoch_summary', 'train', 'load_pool', 'run_training', 'bench_training']
+           'train_step', 'make_optimizers', 'set_lr', 'random_batch', 'epoch_order', 'EpochBatches', 'validate',
+           'rng_state', 'set_rng_state', 'check_out_dir', 'resolve_device', 'DistInfo', 'dist_env', 'init_distributed',
+           'sync_buffers', 'TrainState', 'Callback', 'read_metrics', 'plot_losses', 'save_figure', 'epoch_summary',
+           'train', 'run_training']
 
 # %% ../nbs/10_training.ipynb #2f88fa89
 MODES = ('pretrain', 'joint')
@@ -303,58 +301,6 @@ class EpochBatches:
         for k in range(self.start, self.steps):
             yield order[k * self.B + self.rank * per: k * self.B + (self.rank + 1) * per]
 
-# %% ../nbs/10_training.ipynb #3a68f3a6
-class ToyFaces(JVCRDataset):
-    "A TOY pool of `n` procedural faces held in memory, served like `JVCRDataset` (augmented if `train`)."
-    def __init__(self, n:int,                 # faces
-                 config='tiny',               # model config or preset name (input size, volumes)
-                 train:bool=True,             # augment
-                 seed:int=0,                  # face i is procedural_face(rng([seed, first + i])); augmentation seed
-                 first:int=0,                 # index of the first face (disjoint pools: different `first`)
-                 render_res:int|None=None,    # side of the rendered image (default: 1.5 x in_res)
-                 augment=None):               # jvcr.augment.Augment settings (default: the paper's when train)
-        cfg = get_config(config) if isinstance(config, str) else config
-        res = render_res or int(1.5 * cfg.in_res)
-        faces = [procedural_face(np.random.default_rng([seed, first + i]), res=res) for i in range(n)]
-        self.images = [f.image for f in faces]
-        samples = [FaceSample(f'toy{first + i:05d}', 'toy', Path(f'<memory>/toy{first + i:05d}.png'), f.pts,
-                              CropTransform.from_points(f.pts), f.yaw) for i, f in enumerate(faces)]
-        super().__init__(FaceSource('toy', samples), cfg, train=train, seed=seed, augment=augment)
-
-    def __getitem__(self, i):
-        s, a, c = self.source[i], self.params_of(i), self.config
-        T = augment_crop(s.crop, a)
-        image = image_tensor(self.images[i], T, c.in_res, a.color, self.stretch)
-        volumes, coords = make_targets(target_points(s.pts, a.flip), T, cfg=c)
-        return dict(image=image, volumes=volumes, coords=coords, params=torch.from_numpy(T.to_array()),
-                    pts=torch.from_numpy(s.pts), yaw=float(s.yaw), id=s.id, index=int(i))
-
-# %% ../nbs/10_training.ipynb #da09face
-def split_pool(ids, val_fraction:float=0.05, seed:int=0, group=face_group):  # sample ids; held-out share; seed; id -> group key
-    "Indices (train, val) of a pool, split by group: whole groups go to validation until it holds >= val_fraction (training keeps >= 1 group)."
-    ids = list(ids)
-    if not ids: raise ValueError("split_pool: the training pool is empty")
-    if not 0 <= val_fraction < 1: raise ValueError(f"val_fraction={val_fraction!r}: expected a number in [0, 1)")
-    groups = {}
-    for i, k in enumerate(ids): groups.setdefault(group(k), []).append(i)
-    keys = sorted(groups)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x76616C]))
-    val, want = [], val_fraction * len(ids)
-    for k in (keys[j] for j in rng.permutation(len(keys))):
-        if len(val) >= want: break
-        if len(val) + len(groups[k]) < len(ids): val += groups[k]   # never the whole pool: training keeps at least one group
-    vs = set(val)
-    return [i for i in range(len(ids)) if i not in vs], sorted(vs)
-
-def make_datasets(source, config='paper', val_fraction:float=0.05, seed:int=0, **kw):  # FaceSource; model config or preset; held-out share; seed; JVCRDataset options
-    "Training and validation `JVCRDataset`s from one pool (validation: no augmentation)."
-    if len(source) == 0: raise ValueError(f"the training pool {getattr(source, 'name', '')!r} is empty")
-    tr, va = split_pool([s.id for s in source], val_fraction, seed)
-    name = getattr(source, 'name', 'pool')
-    train_ds = JVCRDataset(FaceSource(name, [source[i] for i in tr]), config, train=True, seed=seed, **kw)
-    val_ds = JVCRDataset(FaceSource(name, [source[i] for i in va]), config, train=False, seed=seed, **kw) if va else None
-    return train_ds, val_ds
-
 # %% ../nbs/10_training.ipynb #e718cc62
 def _to_device(batch:dict, device, channels_last:bool=False) -> dict:
     nb = device.type == 'cuda'
@@ -367,8 +313,6 @@ def _autocast(device, amp:bool):
     "A context factory: bf16 autocast on CUDA when `amp`, else None (full precision)."
     if amp and device.type == 'cuda': return lambda: torch.autocast('cuda', dtype=torch.bfloat16)
     return None
-
-def _one_thread(_): torch.set_num_threads(1)
 
 def _set_epoch(ds, epoch:int):
     "Tell a dataset (or the dataset inside a Subset) the epoch, which its augmentation depends on."
@@ -384,7 +328,7 @@ def validate(model, data, batch_size:int=20, device='cpu', num_workers:int=0, am
     model.eval()
     ac = _autocast(device, amp) or contextlib.nullcontext
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        worker_init_fn=_one_thread if num_workers else None)
+                        worker_init_fn=one_thread if num_workers else None)
     e2, e3, lc, lv, n = [], [], 0., 0., 0
     try:
         for b in loader:
@@ -422,24 +366,8 @@ def set_rng_state(s:dict):  # from `rng_state`
     random.setstate((s['python'][0], tuple(s['python'][1]), s['python'][2]))
 
 # %% ../nbs/10_training.ipynb #b3e54000
-def _config_dict(model) -> dict:
-    c = getattr(model, 'config', None)
-    return json.loads(json.dumps(dataclasses.asdict(c))) if dataclasses.is_dataclass(c) else {}
-
-def _save(path:Path, model, **extra) -> Path:
-    "Atomically write the model (and `extra`) to `path` in the jvcr checkpoint format."
-    if isinstance(model, JVCR): return save_checkpoint(path, model, **extra)
-    from jvcr.model import FORMAT, FORMAT_VERSION
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(tmp, 'wb') as f:
-        torch.save({'format': FORMAT, 'format_version': FORMAT_VERSION, 'config': _config_dict(model),
-                    'state_dict': model.state_dict(), 'extra': extra}, f)
-        f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
 def _load(path:Path) -> dict:
-    "A checkpoint written by `_save`, loaded safely (`weights_only`)."
+    "A checkpoint written by `jvcr.model.save_checkpoint`, loaded safely (`weights_only`) as a plain dict."
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise ValueError(f"{path}: cannot be read as a training checkpoint: {type(e).__name__}: {e}") from e
 
@@ -658,7 +586,7 @@ class _Run:
 
     def checkpoint(self):
         if self.rank0:
-            p = _save(self.out / 'last.pt', self.model, train_state=self.train_state())
+            p = save_checkpoint(self.out / 'last.pt', self.model, train_state=self.train_state())
             self.emit('on_checkpoint', p)
         self.last_ckpt = time.monotonic()
 
@@ -680,7 +608,7 @@ class _Run:
         bs = EpochBatches(len(self.train_data), cfg.batch_size, cfg.seed, epoch, info.rank, info.world_size, start)
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         return DataLoader(self.train_data, batch_sampler=bs, num_workers=cfg.num_workers, generator=g,
-                          pin_memory=self.device.type == 'cuda', worker_init_fn=_one_thread if cfg.num_workers else None)
+                          pin_memory=self.device.type == 'cuda', worker_init_fn=one_thread if cfg.num_workers else None)
 
     def run_epoch(self):
         cfg, s, info = self.cfg, self.state, self.info
@@ -733,7 +661,7 @@ class _Run:
         s.epoch, s.step_in_epoch = e + 1, 0
         self.sums = None
         if self.rank0:
-            if improved: _save(self.out / 'best.pt', self.model, epoch=e, step=s.global_step, val_nme3d=row['val_nme3d'],
+            if improved: save_checkpoint(self.out / 'best.pt', self.model, epoch=e, step=s.global_step, val_nme3d=row['val_nme3d'],
                                val_nme2d=row['val_nme2d'], train_config=cfg.to_dict())
             save_figure(plot_losses(read_metrics(self.out)), self.out / 'loss_curve.png')
         self.checkpoint()
@@ -773,21 +701,23 @@ def train(train_data,            # Dataset of sample dicts ('image', 'volumes', 
     out = Path(out)
     info = init_distributed(device)
     try:
-        ck = check_out_dir(out, cfg, _config_dict(model), resume)   # every process checks before rank 0 writes
+        ck = check_out_dir(out, cfg, config_dict(model), resume)   # every process checks before rank 0 writes
         _barrier(info)
         _seed_all(cfg.seed)
         if info.world_size > 1 and device.type == 'cuda': model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(device)
         if info.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            (out / 'train_config.json').write_text(json.dumps(dict(train=cfg.to_dict(), model=_config_dict(model)), indent=1) + '\n')
+            (out / 'train_config.json').write_text(json.dumps(dict(train=cfg.to_dict(), model=config_dict(model)), indent=1) + '\n')
         _barrier(info)
         run = _Run(cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose)
         if ck is not None: run.restore(ck)
         run.emit('on_train_begin')
         while run.state.epoch < cfg.epochs and not run.state.stop: run.run_epoch()
         summary = dict(out=out, epochs_done=run.state.epoch, global_step=run.state.global_step, best_val_nme3d=run.best,
-                       best_epoch=run.best_epoch, stopped=run.state.stop, device=str(device), world_size=info.world_size)
+                       best_epoch=run.best_epoch, stopped=run.state.stop, device=str(device), world_size=info.world_size,
+                       git_commit=git_commit()['git_commit'],                     # the code that trained (this call)
+                       seconds=round(sum(r.get('seconds') or 0 for r in read_metrics(out, 'epoch')), 1) if info.rank == 0 else None)  # wall time, resumed parts included
         run.emit('on_train_end', summary)
         return dict(summary, model=model)
     finally:
@@ -796,26 +726,8 @@ def train(train_data,            # Dataset of sample dicts ('image', 'volumes', 
             dist.destroy_process_group()
 
 # %% ../nbs/10_training.ipynb #6b902826
-def load_pool(data, config='tiny', seed:int=0):  # 'toy:N', 'pool', 'rendered:DIR' or a folder; model config/preset (toy image size); seed of the toy faces
-    "The training pool named by `data`: a ToyFaces (for 'toy:N') or a FaceSource read from a folder."
-    from jvcr import datasets as jd
-    m = re.fullmatch(r'toy(?::(\d+))?', str(data))
-    if m: return ToyFaces(int(m.group(1) or 64), config, seed=seed)
-    m = re.fullmatch(r'pool(?::(\d+))?', str(data))  # every training source under the data root (jvcr.pool); N faces per epoch
-    if m: return default_pool(seed=seed, epoch_size=int(m.group(1)) if m.group(1) else None)
-    if str(data).startswith('rendered:'): return load_rendered(str(data)[len('rendered:'):])
-    folder = Path(data)
-    if not folder.is_dir(): raise ValueError(f"--data {data!r}: expected 'toy:N' or a data folder, and {folder} is not a folder")
-    if (folder / 'landmarks.npy').is_file(): return jd.load_landmark_folder(folder)
-    if any(folder.glob('*.pts')): return jd.load_pts_folder(folder)
-    mats = sorted(folder.rglob('*.mat'))
-    if mats:
-        if 'pt3d_68' in jd._loadmat(mats[0]): raise ValueError(f"{folder} holds AFLW2000-3D (.mat with pt3d_68), the test set: it is never a training pool")
-        return jd.load_300w_lp(folder)
-    raise ValueError(f"no training data recognised in {folder}: expected landmarks.npy + list.txt, *.pts files, or 300W-LP .mat files")
-
 def run_training(preset:str='tiny',        # training preset (its model preset comes with it)
-                 data='toy:64',             # training pool (see `load_pool`)
+                 data='toy:64',             # training pool (see `jvcr.pool.load_pool`)
                  out='runs/train',          # output folder
                  epochs=None,               # total epochs (int) or per stage (tuple); None: the preset's
                  val_fraction:float=0.1,    # share of the pool held out for validation
@@ -827,46 +739,9 @@ def run_training(preset:str='tiny',        # training preset (its model preset c
     kw = dict(overrides, **({} if epochs is None else dict(epochs=epochs)))
     cfg = get_train_config(preset, **kw)
     mcfg = get_config(cfg.model)
-    pool = load_pool(data, mcfg, cfg.seed)
-    if isinstance(pool, TrainingPool):  # its own fixed split (jvcr.pool); validation capped to keep epochs short
-        train_ds = JVCRDataset(pool.train(), mcfg, train=True, seed=cfg.seed)
-        val_ds = JVCRDataset(pool.val(max_per_source=500), mcfg, train=False, seed=cfg.seed)
-        return train(train_ds, val_ds, out, cfg, resume=resume, progress=progress, verbose=verbose)
-    if len(pool) == 0: raise ValueError(f"the training pool {data!r} is empty")
-    if isinstance(pool, ToyFaces):
-        tr, va = split_pool([s.id for s in pool.source], val_fraction, cfg.seed)
-        train_ds, val_ds = torch.utils.data.Subset(pool, tr), (torch.utils.data.Subset(_eval_copy(pool), va) if va else None)
-    else: train_ds, val_ds = make_datasets(pool, mcfg, val_fraction, cfg.seed)
+    pool = load_pool(data, mcfg, val_fraction=val_fraction, seed=cfg.seed)   # the pool's fixed split by face group
+    train_ds = JVCRDataset(pool.train(), mcfg, train=True, seed=cfg.seed)
+    val = pool.val(max_per_source=500)                                        # capped to keep epochs short
+    val_ds = JVCRDataset(val, mcfg, train=False, seed=cfg.seed) if len(val) else None
     return train(train_ds, val_ds, out, cfg, resume=resume, progress=progress, verbose=verbose)
 
-def _eval_copy(ds:ToyFaces) -> ToyFaces:
-    "The same toy faces without augmentation (for the validation split)."
-    import copy
-    c = copy.copy(ds); c.train, c.augment = False, NO_AUGMENT
-    return c
-
-# %% ../nbs/10_training.ipynb #ca6462ed
-def bench_training(preset='tiny',      # model preset name or JVCRConfig
-                   batch:int=4,        # samples per step
-                   steps:int=5,        # timed steps (the median is reported)
-                   threads:int=2,      # torch threads during the run (restored afterwards)
-                   mode:str='joint',   # 'pretrain' | 'joint'
-                   warmup:int=1,       # untimed steps first
-                   optimizer:str='adam') -> dict:
-    "Training throughput of a preset on this machine's CPU: samples/s and seconds per step."
-    mcfg = preset if isinstance(preset, JVCRConfig) else get_config(preset)
-    old = torch.get_num_threads()
-    torch.manual_seed(0)
-    model = JVCR(mcfg).train()
-    opts = make_optimizers(model, TrainConfig(optimizer=optimizer, batch_size=batch, model='tiny'))
-    b, stage, times = random_batch(mcfg, batch), Stage(mode, 1, mode), []
-    torch.set_num_threads(threads)
-    try:
-        for i in range(warmup + steps):
-            t0 = time.perf_counter()
-            train_step((model.hourglass, model.regressor), opts, b, stage)
-            if i >= warmup: times.append(time.perf_counter() - t0)
-    finally: torch.set_num_threads(old)
-    t = float(np.median(times))
-    return dict(preset=preset if isinstance(preset, str) else 'custom', mode=mode, batch=batch, threads=threads, steps=steps,
-                s_per_step=t, samples_per_s=batch / t, torch=torch.__version__)

@@ -8,17 +8,17 @@ import functools, math, time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from .config import QUIRKS
 from .landmarks import N_POINTS, add_auxiliary, canonical_face_3d
 from .geometry import CropTransform, crop_points
 
 # %% auto #0
-__all__ = ['DEPTH_RES', 'COORD_SCALE', 'QUIRKS', 'depth_bins', 'encode_volumes', 'coord_target', 'coords_to_crop', 'make_targets',
-           'make_targets_batch', 'volume_peaks', 'match_peaks', 'naive_volumes', 'bench_targets']
+__all__ = ['DEPTH_RES', 'COORD_SCALE', 'depth_bins', 'encode_volumes', 'coord_target', 'coords_to_crop', 'make_targets',
+           'make_targets_batch', 'volume_peaks', 'match_peaks', 'naive_volumes']
 
 # %% ../nbs/02_volumes.ipynb #a78001b3
 DEPTH_RES = (1, 2, 4, 64)  # coarse-to-fine depths of the 4 stacks (PAPER.md)
 COORD_SCALE = 255.         # the coordinate target is crop-256 pixels / 255 (REFERENCE-CODE §3.4)
-QUIRKS = ('none', 'reference')
 
 def depth_bins(w, d:int, res:int=64):  # depth in the res frame; volume depth; volume side
     "Depth `w` of the `res` frame in bins of a volume of depth `d` (bin centres at integers)."
@@ -294,52 +294,3 @@ def naive_volumes(pts, depth_res=DEPTH_RES, res:int=64, sigma:float=1.0, crop_px
             target = np.maximum(target, vol.astype(np.float32))
         out.append(target)
     return out
-
-# %% ../nbs/02_volumes.ipynb #14f41b21
-def _random_faces(n, seed=0):
-    "n random (71-point image face, crop) pairs: the schematic face jittered, scaled, moved, rotated, flipped."
-    rng, base = np.random.default_rng(seed), canonical_face_3d()
-    out = []
-    for _ in range(n):
-        f = (base + rng.normal(0, 0.01, base.shape)) * rng.uniform(80, 300) + [*rng.uniform(50, 350, 2), 0]
-        out.append((add_auxiliary(f), CropTransform.from_points(f, rot=rng.uniform(-40, 40), flip=bool(rng.integers(2)))))
-    return out
-
-# %% ../nbs/02_volumes.ipynb #e8a5e3f4
-def _best_times(fns, repeats):
-    "Fastest of `repeats` timed calls of each of `fns`, interleaved so that they share the machine's load."
-    best = [math.inf] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter(); fn(); best[i] = min(best[i], time.perf_counter() - t0)
-    return best
-
-def _naive_targets(pts, T, depth_res, in_res, res):
-    "The reference loader's way: per-landmark volumes + max, and the coordinate target."
-    return naive_volumes(T.apply(pts, res), depth_res, res, crop_px=T.size), coord_target(T.apply(pts, in_res))
-
-def bench_targets(n_faces:int=200,          # faces for the vectorised encoder
-                  depth_res=DEPTH_RES, res:int=64, seed:int=0,
-                  naive_faces:int=20,       # faces for the slow baseline
-                  batch:int=32,             # batch size of the batched measurement
-                  repeats:int=3):           # interleaved timed passes of each; the fastest counts (a busy machine)
-    "Faces per second for the coarse-to-fine targets + coordinates: vectorised, naive, batched (torch threads = 1)."
-    if min(n_faces, naive_faces, batch, repeats) < 1:
-        raise ValueError("bench_targets: n_faces, naive_faces, batch and repeats must be >= 1")
-    faces, in_res, prev = _random_faces(max(n_faces, naive_faces), seed), 4 * res, torch.get_num_threads()
-    P, Tp = np.stack([f[0] for f in faces[:n_faces]]), np.stack([f[1].to_array() for f in faces[:n_faces]])
-    torch.set_num_threads(1)
-    try:
-        def fast():
-            for p, T in faces[:n_faces]: make_targets(p, T, depth_res, in_res, res)
-        def naive():
-            for p, T in faces[:naive_faces]: _naive_targets(p, T, depth_res, in_res, res)
-        def batched():
-            for i in range(0, n_faces, batch): make_targets_batch(P[i:i + batch], Tp[i:i + batch], depth_res, in_res, res)
-        make_targets(*faces[0], depth_res, in_res, res)                     # warm-up
-        t_fast, t_naive, t_batched = _best_times([fast, naive, batched], repeats)
-        fast, naive, batched = n_faces / t_fast, naive_faces / t_naive, n_faces / t_batched
-    finally: torch.set_num_threads(prev)
-    return dict(targets_per_s=round(fast, 1), naive_targets_per_s=round(naive, 1), speedup=round(fast / naive, 1),
-                batched_targets_per_s=round(batched, 1), n_faces=n_faces, naive_faces=naive_faces, batch=batch,
-                repeats=repeats, depth_res=list(depth_res), res=res, threads=1)

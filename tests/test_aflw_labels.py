@@ -4,22 +4,13 @@ import pytest
 import fastcore.test as fct
 from jvcr import aflw_labels as L
 from jvcr.facemodel import load_face_model
+from jvcr.testing import write_aflw_folder
 from jvcr.metrics import nme_2d
 
 
 @pytest.fixture
 def model(real_data):
     return load_face_model(real_data)
-
-
-def _write_folder(dst, q, vis):
-    "A folder in the aflw_crops layout (1-based points, -1 = hidden, roi = the crop itself)."
-    dst.mkdir(parents=True, exist_ok=True)
-    raw = np.where(vis[..., None], q + 1, -1.)
-    np.save(dst / 'pts21.npy', np.swapaxes(raw, 1, 2).astype(np.float32))
-    np.save(dst / 'roi_box.npy', np.tile([0, 0, 120, 120], (len(q), 1)))
-    (dst / 'list.txt').write_text('\n'.join(f'face{i:03d}.jpg' for i in range(len(q))))
-    return dst
 
 
 def test_mapping_tables():
@@ -60,13 +51,13 @@ def test_cache_key_and_failures_list(model, tmp_path, monkeypatch):
     monkeypatch.setenv('JVCR_CACHE', str(tmp_path / 'cache'))
     q, _, _ = L.synthetic_21(model, 3, seed=2)
     vis = np.ones((3, 21), bool); vis[1] = False; vis[1, :4] = True
-    folder = _write_folder(tmp_path / 'tiny', q, vis)
+    folder = write_aflw_folder(tmp_path / 'tiny', q, vis)
     a = L.fit_folder(folder, model, progress=False)
     assert a.path.is_file() and a.path.parent == tmp_path / 'cache'
     fct.test_eq(a.n_failed, 1); fct.test_eq(a.failures[0][0], 'face001.jpg')
     b = L.fit_folder(folder, model, progress=False)                       # from the cache
     fct.test_eq(b.key, a.key); np.testing.assert_array_equal(a.ok, b.ok)
-    _write_folder(folder, q + 0.25, vis)                                   # changed input -> new key
+    write_aflw_folder(folder, q + 0.25, vis)                                   # changed input -> new key
     assert L.fit_folder(folder, model, progress=False).key != a.key
     assert L.fit_folder(folder, model, L.FitSettings(sigma=0.05), progress=False).key != a.key
 

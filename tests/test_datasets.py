@@ -1,7 +1,7 @@
 """Data sources, augmentation and the loader (jvcr.datasets, jvcr.augment).
 
-Tests marked by the `root` fixture read the real data (../shared/data or $JVCR_DATA). In CI (CI=true) the data
-is always present, so they fail there if it is missing; elsewhere they skip with a message.
+Tests taking the `root` fixture read the research data through conftest's `real_data` (skip with the reason
+outside CI, fail in CI).
 Every bad-input case writes its broken files into a temporary folder.
 """
 import json, os, warnings
@@ -15,19 +15,13 @@ from PIL import Image
 
 import jvcr.datasets as jd
 import jvcr.augment as ja
+import jvcr.bench as jb
 from jvcr.geometry import CropTransform
 from jvcr.landmarks import canonical_face_2d, SUBSET_3DFAW_66
 
 
-def _data_root():
-    try: return jd.data_root()
-    except jd.DataError as e:
-        if os.environ.get('CI') == 'true': pytest.fail(f"CI=true but the real data is missing: {e}")
-        pytest.skip(f"real data not found, skipping ({e})")
-
-
 @pytest.fixture(scope='module')
-def root(): return _data_root()
+def root(real_data): return real_data
 
 
 @pytest.fixture(scope='module')
@@ -300,5 +294,5 @@ def test_check_data_root_broken(root, tmp_path):
 
 
 def test_bench_loader_runs(root):
-    r = ja.bench_loader(root, n=20, workers=0, batch_size=10, preset='tiny')
+    r = jb.bench_loader(root, n=20, workers=0, batch_size=10, preset='tiny')
     assert r['samples'] == 20 and r['samples_per_s'] > 0

@@ -6,17 +6,6 @@ import scipy.io as sio
 import fastcore.test as fct
 from jvcr import facemodel as F
 
-DATA = F._data_root()
-
-
-def requires_data():
-    "Skip (outside CI) or fail (in CI) when the real-data folder is missing."
-    if (DATA / 'bfm').is_dir() and (DATA / 'aflw2000_3d').is_dir(): return DATA
-    msg = f"real data folder not found at {DATA} (set JVCR_DATA)"
-    if os.environ.get('CI') == 'true': pytest.fail(msg + "; CI must have it")
-    pytest.skip(msg)
-
-
 def test_pose_matrix_is_rotation():
     rng = np.random.default_rng(0)
     ang = rng.uniform(-np.pi, np.pi, (50, 3))
@@ -46,8 +35,7 @@ def test_project_identity_pose():
     with pytest.raises(ValueError, match='pose_para'): F.project(X, [0, 0, 0], 200)
 
 
-def test_mean_shape_identity_pose():
-    requires_data()
+def test_mean_shape_identity_pose(real_data):
     fm = F.load_face_model()
     P = F.project(fm.mean, [0, 0, 0, 225, 225, 0, 1e-3], 450)
     np.testing.assert_allclose(P[:, 0], 1e-3 * fm.mean[:, 0] + 224)
@@ -56,8 +44,7 @@ def test_mean_shape_identity_pose():
     assert P[8, 1] > P[27, 1]  # chin below the nose bridge in the image
 
 
-def test_shape_and_sample():
-    requires_data()
+def test_shape_and_sample(real_data):
     fm = F.load_face_model()
     a, b = fm.sample(np.random.default_rng(0), 7)
     assert a.shape == (7, 40) and b.shape == (7, 10)
@@ -68,8 +55,8 @@ def test_shape_and_sample():
     with pytest.raises(ValueError, match='alpha_shp'): fm.shape(np.zeros(41))
 
 
-def test_aflw2000_reproduction():
-    D = requires_data()
+def test_aflw2000_reproduction(real_data):
+    D = real_data
     files = sorted((D / 'aflw2000_3d').glob('*.mat'))[::150]
     assert len(files) >= 10
     rep = F.reproduction_errors(files)
@@ -81,8 +68,8 @@ def test_aflw2000_reproduction():
     assert np.linalg.norm(F.pts_from_mat(files[0])[:, :2] - gt[:, :2], axis=1).mean() < 3
 
 
-def test_300w_lp_sample():
-    D = requires_data()
+def test_300w_lp_sample(real_data):
+    D = real_data
     mat = D / '300w_lp_sample' / 'IBUG_image_008_1_0.mat'
     pts = F.pts_from_mat(mat)
     err = np.linalg.norm(pts[:, :2] - (sio.loadmat(mat)['pt2d'].T - 1), axis=1)
@@ -90,8 +77,7 @@ def test_300w_lp_sample():
     assert err[17:].mean() < 5 and err[17:].max() < 15 and err.mean() < 10
 
 
-def test_mat_without_shape_para(tmp_path):
-    requires_data()
+def test_mat_without_shape_para(tmp_path, real_data):
     bad = tmp_path / 'broken_face.mat'
     sio.savemat(bad, {'Pose_Para': np.zeros((1, 7)), 'Exp_Para': np.zeros((29, 1))})
     with pytest.raises(ValueError, match=r'broken_face\.mat has no Shape_Para'): F.pts_from_mat(bad, 450)
@@ -100,11 +86,10 @@ def test_mat_without_shape_para(tmp_path):
     with pytest.raises(ValueError, match='img_h is required'): F.pts_from_mat(good)
 
 
-def test_missing_or_bad_bfm_file(tmp_path):
-    requires_data()
+def test_missing_or_bad_bfm_file(tmp_path, real_data):
     (tmp_path / 'bfm').mkdir()
     for f in ('u_base.txt', 'w_shp_base.txt', 'param_mean.txt', 'param_std.txt'):
-        (tmp_path / 'bfm' / f).write_bytes((DATA / 'bfm' / f).read_bytes())
+        (tmp_path / 'bfm' / f).write_bytes((real_data / 'bfm' / f).read_bytes())
     with pytest.raises(FileNotFoundError, match='w_exp_base.txt'): F.load_face_model(tmp_path)
     (tmp_path / 'bfm' / 'w_exp_base.txt').write_text('1 2 3\n')
     with pytest.raises(ValueError, match=r'w_exp_base\.txt has 3 values, expected 2040'): F.load_face_model(tmp_path)

@@ -6,7 +6,8 @@ import torch
 import fastcore.test as fct
 from jvcr import model as jm
 from jvcr.model import (JVCR, JVCRConfig, PRESETS, CheckpointError, get_config, count_params, count_macs,
-                        save_checkpoint, load_checkpoint, bench_model)
+                        save_checkpoint, load_checkpoint)
+from jvcr.bench import bench_model
 from jvcr.regressor import CoordRegressor
 from jvcr.reference_arch import build_reference, load_into_reference, load_from_reference, randomize_bn_stats
 

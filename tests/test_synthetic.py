@@ -7,33 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from jvcr import synthetic as S
+from jvcr.testing import brute_zbuffer
 from jvcr.facemodel import load_face_model, project
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def requires_data(real_data):
-    "The real-data root with bfm/ present; `real_data` (conftest) skips outside CI / fails in CI when it is missing."
-    if not (real_data / 'bfm' / 'Model_Shape_Sim.mat').is_file():
-        msg = f"{real_data / 'bfm' / 'Model_Shape_Sim.mat'} not found (set JVCR_DATA)"
-        if os.environ.get('CI') == 'true': pytest.fail(msg + ': CI must have it')
-        pytest.skip(msg)
-    return real_data
-
-
-def brute_zbuffer(v, t, res):
-    "Every pixel centre against every front-facing triangle; the largest z wins (the first on ties)."
-    py, px = np.mgrid[:res, :res]
-    best, best_t = np.full((res, res), -np.inf), np.full((res, res), -1)
-    for i, (a, b, c) in enumerate(v[t]):
-        A = S._area(*a[:2], *b[:2], *c[:2])
-        if A >= 0: continue
-        w0, w1 = S._area(px, py, *b[:2], *c[:2]) / A, S._area(*a[:2], px, py, *c[:2]) / A
-        w2 = 1 - w0 - w1
-        z = w0 * a[2] + w1 * b[2] + w2 * c[2]
-        hit = (w0 >= -1e-12) & (w1 >= -1e-12) & (w2 >= -1e-12) & (z > best)
-        best[hit], best_t[hit] = z[hit], i
-    return best_t, best
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
@@ -42,7 +19,7 @@ def test_rasterizer_matches_brute_force(seed):
     v = np.c_[rng.uniform(-5, 37, (300, 2)), rng.uniform(0, 10, 300)]
     t = rng.integers(0, 300, (200, 3))
     fr = S.NumpyRasterizer()(v, t, 32)
-    ref_t, ref_z = brute_zbuffer(v, t, 32)
+    ref_t, ref_z = brute_zbuffer(v, t, 32, tol=1e-12)
     m = ref_t >= 0
     np.testing.assert_array_equal(fr.mask, m)
     np.testing.assert_allclose(fr.depth[m], ref_z[m], atol=1e-9)
@@ -112,7 +89,7 @@ def test_toy_in_fresh_interpreter_without_data(tmp_path):
 
 
 def test_bfm_exactness_every_sample(real_data):
-    D = requires_data(real_data)
+    D = real_data
     fm, dense = load_face_model(D), S.load_dense_face(D)
     worst = 0.
     for seed in range(12):
@@ -123,7 +100,7 @@ def test_bfm_exactness_every_sample(real_data):
 
 
 def test_bfm_determinism_and_yaw_range(real_data):
-    D = requires_data(real_data)
+    D = real_data
     a, b = S.render_face(11), S.render_face(np.random.default_rng(11))
     np.testing.assert_array_equal(a.image, b.image); np.testing.assert_array_equal(a.pts, b.pts)
     yaws = [S.render_face(s, degradation=False).yaw for s in range(20)]
@@ -133,7 +110,7 @@ def test_bfm_determinism_and_yaw_range(real_data):
 
 
 def test_dense_mean_matches_sparse_model(real_data):
-    D = requires_data(real_data)
+    D = real_data
     dense, fm = S.load_dense_face(D), load_face_model(D)
     np.testing.assert_allclose(dense.landmarks, fm.mean, atol=0.01)  # mu_shape + u_exp == u_base at the keypoints
     kp = np.load(D / 'bfm' / 'keypoints_sim.npy').reshape(68, 3)
@@ -142,7 +119,6 @@ def test_dense_mean_matches_sparse_model(real_data):
 
 
 def test_render_to_dir_bfm_matches_render_face(real_data, tmp_path):
-    requires_data(real_data)
     out = S.render_to_dir(2, tmp_path / 'faces', seed=4, progress=False)
     meta = json.loads((out / 'points.json').read_text())
     f = S.render_face(np.random.default_rng([4, 1]))

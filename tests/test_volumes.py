@@ -5,16 +5,10 @@ import pytest
 import torch
 import fastcore.test as fct
 import jvcr.volumes as V
+from jvcr.bench import bench_targets
 from jvcr.geometry import CropTransform
+from jvcr.testing import separated_points
 from jvcr.landmarks import add_auxiliary, canonical_face_3d
-
-
-def separated_points(n, lo, hi, gap, seed=0):
-    rng, out = np.random.default_rng(seed), []
-    while len(out) < n:
-        q = rng.uniform(lo, hi, 3)
-        if all(np.linalg.norm(q - o) > gap for o in out): out.append(q)
-    return np.array(out)
 
 
 @pytest.fixture
@@ -135,6 +129,6 @@ def test_make_targets_duck_typed_config(face):
 
 
 def test_bench_keys():
-    res = V.bench_targets(n_faces=2, naive_faces=1, batch=2, repeats=1, depth_res=(1, 16), res=16)
+    res = bench_targets(n_faces=2, naive_faces=1, batch=2, repeats=1, depth_res=(1, 16), res=16)
     assert {'targets_per_s', 'naive_targets_per_s', 'speedup', 'threads'} <= set(res)
     assert res['targets_per_s'] > 0 and res['threads'] == 1
