@@ -16,7 +16,9 @@ from .volumes import DEPTH_RES, naive_volumes, coord_target, make_targets, make_
 from .datasets import load_aflw2000_3d
 from .augment import JVCRDataset, make_loader
 from .model import JVCR, count_params, count_macs
-from .training import Stage, TrainConfig, make_optimizers, random_batch, train_step
+from .config import Stage, TrainConfig
+from .testing import random_batch
+from .training import make_optimizers, train_step
 
 # %% auto #0
 __all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_training']

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['separated_points', 'brute_zbuffer', 'write_aflw_folder']
+__all__ = ['separated_points', 'brute_zbuffer', 'write_aflw_folder', 'random_batch']
 
 # %% ../nbs/00a_testing.ipynb #c9c782f4
 def separated_points(n:int, lo:float, hi:float, gap:float, seed:int=0) -> np.ndarray:  # points; box [lo, hi)^3; minimum distance; seed
@@ -48,3 +48,13 @@ def write_aflw_folder(dst, q, vis) -> Path:  # target folder; (N, 21, 2) 0-based
     np.save(dst / 'roi_box.npy', np.tile([0, 0, 120, 120], (len(q), 1)))
     (dst / 'list.txt').write_text('\n'.join(f'face{i:03d}.jpg' for i in range(len(q))))
     return dst
+
+# %% ../nbs/00a_testing.ipynb #1bfa5f97
+def random_batch(config, batch:int=2, seed:int=0) -> dict:  # a model config; batch size; seed
+    "A batch of random inputs and targets with the shapes `config` needs (for benchmarks and checks; not data)."
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    R = config.out_res
+    return dict(image=torch.rand(batch, 3, config.in_res, config.in_res, generator=g),
+                volumes=[torch.rand(batch, d, R, R, generator=g) for d in config.depth_res],
+                coords=torch.rand(batch, config.n_points, 3, generator=g))

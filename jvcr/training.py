@@ -15,172 +15,21 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from .core import git_commit, one_thread
-from .config import JVCRConfig, PRESETS, get_config
+from .devices import resolve_device, DistInfo, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state
+from .testing import random_batch
+from .config import (JVCRConfig, PRESETS, get_config, MODES, Stage, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS,
+                         get_train_config, scale_stages, schedule_table)
 from .model import JVCR, config_dict, save_checkpoint
-from .metrics import nme_2d, nme_3d
+from .metrics import nme_2d, nme_3d, TIMING_KEYS, read_metrics, plot_losses, save_figure
 from .landmarks import N_LANDMARKS
 from .augment import JVCRDataset
 from .pool import load_pool
 
 
 # %% auto #0
-__all__ = ['MODES', 'OPTIMIZERS', 'RUNTIME_FIELDS', 'TRAIN_PRESETS', 'OUT_FILES', 'TIMING_KEYS', 'Stage', 'TrainConfig',
-           'scale_stages', 'get_train_config', 'schedule_table', 'TrainableModel', 'voxel_losses', 'coord_loss',
-           'train_step', 'make_optimizers', 'set_lr', 'random_batch', 'epoch_order', 'EpochBatches', 'validate',
-           'rng_state', 'set_rng_state', 'check_out_dir', 'resolve_device', 'DistInfo', 'dist_env', 'init_distributed',
-           'sync_buffers', 'TrainState', 'Callback', 'read_metrics', 'plot_losses', 'save_figure', 'epoch_summary',
+__all__ = ['OUT_FILES', 'TrainableModel', 'voxel_losses', 'coord_loss', 'train_step', 'make_optimizers', 'set_lr', 'epoch_order',
+           'EpochBatches', 'validate', 'check_out_dir', 'sync_buffers', 'TrainState', 'Callback', 'epoch_summary',
            'train', 'run_training']
-
-# %% ../nbs/10_training.ipynb #2f88fa89
-MODES = ('pretrain', 'joint')
-
-@dataclass(frozen=True)
-class Stage:
-    "One training stage: a name, its number of epochs, and what is optimised (`mode`)."
-    name: str                # shown in logs and bars
-    epochs: int              # epochs of this stage
-    mode: str = 'joint'      # 'pretrain': hourglass on L_vox + regressor on the GT volume; 'joint': L_coord + vox_weight * L_vox
-    vox_weight: float = 0.1  # weight of L_vox in 'joint' (PAPER.md; REFERENCE-CODE §4.2: 0.1)
-
-    def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name: raise ValueError(f"Stage.name={self.name!r}: expected a non-empty string")
-        if not _is_int(self.epochs) or self.epochs < 0: raise ValueError(f"Stage {self.name!r}: epochs={self.epochs!r}, expected an int >= 0")
-        if self.mode not in MODES: raise ValueError(f"Stage {self.name!r}: mode={self.mode!r}, expected one of {MODES}")
-        if not _is_num(self.vox_weight) or self.vox_weight < 0: raise ValueError(f"Stage {self.name!r}: vox_weight={self.vox_weight!r}, expected a number >= 0")
-
-def _is_int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-def _is_num(v): return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-
-# %% ../nbs/10_training.ipynb #26b1621b
-OPTIMIZERS = ('rmsprop', 'adam')
-RUNTIME_FIELDS = ('num_workers', 'device', 'ckpt_minutes', 'ckpt_steps')  # may differ when resuming
-
-@dataclass(frozen=True)
-class TrainConfig:
-    "Training settings; defaults = the paper (PAPER.md, Losses and training)."
-    stages: tuple = (Stage('pretrain', 15, 'pretrain'), Stage('joint', 10, 'joint'))  # (paper) 15 pre-training + 10 joint epochs
-    optimizer: str = 'rmsprop'      # (paper) RMSprop; the reference code ran Adam (REFERENCE-CODE §4.3)
-    lr: float = 2.5e-4              # (paper) initial learning rate
-    milestones: tuple = (10, 20)    # global epochs (0-based) where the lr changes: (paper) "divided by 10 every 10 epochs"
-    gamma: float = 0.1              # lr factor at each milestone
-    lr_values: tuple | None = None  # explicit lr from each milestone on (replaces gamma), e.g. the reference code's (2.5e-5, 2.5e-6)
-    weight_decay: float = 0.0       # none in the reference code
-    batch_size: int = 20            # GLOBAL batch (all processes together); reference code: 20 (the paper's is unknown to us)
-    micro_batches: int = 1          # each process's share of a batch is run in this many equal chunks (gradient accumulation)
-    seed: int = 0                   # model initialisation, data order, augmentation
-    model: str = 'paper'            # model preset built when `train` gets no model
-    val_every: int = 1              # validate every this many epochs (and after the last one)
-    log_every: int = 10             # one 'step' row in metrics.jsonl every this many steps
-    amp: bool = True                # on CUDA: bf16 autocast + channels_last input (ignored on CPU)
-    num_workers: int = 2            # DataLoader worker processes (0: load in the main process)
-    device: str = 'auto'            # 'auto' (CUDA if available) | 'cpu' | 'cuda' | 'cuda:N'
-    ckpt_minutes: float = 10.0      # write last.pt also every this many minutes (0: off); always at the end of an epoch
-    ckpt_steps: int = 0             # write last.pt also every this many steps (0: off)
-
-    def __post_init__(self): _validate_train(self)
-
-    @property
-    def epochs(self) -> int: return sum(s.epochs for s in self.stages)  # total epochs
-
-    def stage_at(self, epoch:int) -> Stage:  # global epoch, 0-based
-        "The stage that `epoch` belongs to."
-        for s in self.stages:
-            if epoch < s.epochs: return s
-            epoch -= s.epochs
-        raise ValueError(f"epoch beyond the schedule: the stages have {self.epochs} epochs")
-
-    def lr_at(self, epoch:int) -> float:  # global epoch, 0-based
-        "The learning rate of `epoch`."
-        k = sum(epoch >= m for m in self.milestones)
-        if k == 0: return float(self.lr)
-        if self.lr_values is not None: return float(self.lr_values[k - 1])
-        return float(f'{self.lr * self.gamma ** k:.12g}')   # 2.5e-6, not 2.5000000000000006e-06
-
-    def to_dict(self) -> dict: return json.loads(json.dumps(dataclasses.asdict(self)))  # plain JSON-able dict
-
-# %% ../nbs/10_training.ipynb #8b069773
-def _validate_train(c:TrainConfig):
-    "Check and normalise every field of `c` (called by `TrainConfig.__post_init__`)."
-    def bad(f, msg): raise ValueError(f"TrainConfig.{f}={getattr(c, f)!r}: {msg}")
-    def put(f, v): object.__setattr__(c, f, v)
-    st = c.stages
-    if isinstance(st, (str, bytes, Stage)) or not hasattr(st, '__iter__'): bad('stages', "expected a tuple of Stage")
-    put('stages', tuple(Stage(**s) if isinstance(s, dict) else s for s in st))
-    if not c.stages or not all(isinstance(s, Stage) for s in c.stages): bad('stages', "expected a non-empty tuple of Stage")
-    if c.epochs < 1: bad('stages', "the stages have 0 epochs in all")
-    if c.optimizer not in OPTIMIZERS: bad('optimizer', f"expected one of {OPTIMIZERS}")
-    for f in ('lr', 'gamma'):
-        if not _is_num(getattr(c, f)) or getattr(c, f) <= 0: bad(f, "expected a positive number")
-    if not _is_num(c.weight_decay) or c.weight_decay < 0: bad('weight_decay', "expected a number >= 0")
-    if isinstance(c.milestones, (str, bytes)) or not hasattr(c.milestones, '__iter__'): bad('milestones', "expected a tuple of epochs")
-    put('milestones', tuple(c.milestones))
-    if not all(_is_int(m) and m >= 1 for m in c.milestones) or list(c.milestones) != sorted(set(c.milestones)):
-        bad('milestones', "expected increasing epoch indices >= 1")
-    if c.lr_values is not None:
-        put('lr_values', tuple(c.lr_values))
-        if len(c.lr_values) != len(c.milestones) or not all(_is_num(v) and v > 0 for v in c.lr_values):
-            bad('lr_values', f"expected {len(c.milestones)} positive learning rates, one per milestone {c.milestones}")
-    for f in ('batch_size', 'micro_batches', 'val_every', 'log_every'):
-        if not _is_int(getattr(c, f)) or getattr(c, f) < 1: bad(f, "expected an int >= 1")
-    if c.batch_size % c.micro_batches: bad('micro_batches', f"must divide batch_size={c.batch_size}")
-    if not _is_int(c.seed): bad('seed', "expected an int")
-    if c.model not in PRESETS: bad('model', f"expected a model preset, one of {sorted(PRESETS)}")
-    if not isinstance(c.amp, bool): bad('amp', "expected True or False")
-    if not _is_int(c.num_workers) or c.num_workers < 0: bad('num_workers', "expected an int >= 0")
-    if not isinstance(c.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', c.device): bad('device', "expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    if not _is_num(c.ckpt_minutes) or c.ckpt_minutes < 0: bad('ckpt_minutes', "expected a number of minutes >= 0 (0: off)")
-    if not _is_int(c.ckpt_steps) or c.ckpt_steps < 0: bad('ckpt_steps', "expected an int >= 0 (0: off)")
-
-# %% ../nbs/10_training.ipynb #ca9331a5
-def _stages(pre:int, joint:int): return (Stage('pretrain', pre, 'pretrain'), Stage('joint', joint, 'joint'))
-
-TRAIN_PRESETS = {
-    'paper': TrainConfig(),
-    'reference_code': TrainConfig(stages=_stages(15, 15), optimizer='adam', lr=1e-3, milestones=(10, 20),
-                                  lr_values=(2.5e-5, 2.5e-6), batch_size=20, model='reference_code'),
-    'cpu_small': TrainConfig(stages=_stages(3, 3), optimizer='adam', lr=1e-3, milestones=(4,), gamma=0.1,
-                             batch_size=8, model='cpu_small', log_every=5),
-    'tiny': TrainConfig(stages=_stages(1, 1), optimizer='adam', lr=1e-3, milestones=(), batch_size=4, model='tiny',
-                        log_every=1, num_workers=0),
-}
-
-# %% ../nbs/10_training.ipynb #5a7520e3
-def scale_stages(stages:tuple, epochs) -> tuple:  # the stages; a new total (int) or one count per stage (tuple)
-    "The stages with new epoch counts: `epochs` per stage, or a total split in proportion (largest remainders)."
-    if isinstance(epochs, (tuple, list)):
-        if len(epochs) != len(stages): raise ValueError(f"epochs={tuple(epochs)}: expected {len(stages)} counts, one per stage {[s.name for s in stages]}")
-        counts = list(epochs)
-    else:
-        if not _is_int(epochs) or epochs < 1: raise ValueError(f"epochs={epochs!r}: expected an int >= 1 or one count per stage")
-        old = [s.epochs for s in stages]
-        share = [epochs * o / sum(old) for o in old]
-        counts = [math.floor(v) for v in share]
-        for i in sorted(range(len(old)), key=lambda i: counts[i] - share[i])[:epochs - sum(counts)]: counts[i] += 1
-    return tuple(dataclasses.replace(s, epochs=int(n)) for s, n in zip(stages, counts))
-
-def get_train_config(name='paper', **overrides) -> TrainConfig:  # a TRAIN_PRESETS name (or a TrainConfig); fields to change; epochs=n rescales the stages
-    "The training preset `name` with `overrides` applied (validated again)."
-    if isinstance(name, TrainConfig): base = name
-    elif name in TRAIN_PRESETS: base = TRAIN_PRESETS[name]
-    else: raise ValueError(f"unknown training preset {name!r}; known presets: {sorted(TRAIN_PRESETS)}")
-    epochs = overrides.pop('epochs', None)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    if set(overrides) - fields:
-        raise TypeError(f"unknown TrainConfig field(s) {sorted(set(overrides) - fields)}; fields: {sorted(fields)} (and epochs)")
-    cfg = dataclasses.replace(base, **overrides)
-    return cfg if epochs is None else dataclasses.replace(cfg, stages=scale_stages(cfg.stages, epochs))
-
-# %% ../nbs/10_training.ipynb #e519f2e4
-def schedule_table(*names) -> list:  # training presets (names or TrainConfigs)
-    "Rows (epoch, then per preset: stage and learning rate) for the union of the presets' epochs."
-    cfgs = {n if isinstance(n, str) else 'custom': get_train_config(n) for n in names}
-    rows = []
-    for e in range(max(c.epochs for c in cfgs.values())):
-        row = {'epoch': e}
-        for n, c in cfgs.items():
-            row[n] = f"{c.stage_at(e).name} {c.lr_at(e):.2g}" if e < c.epochs else '-'
-        rows.append(row)
-    return rows
 
 # %% ../nbs/10_training.ipynb #a780048f
 class TrainableModel(Protocol):
@@ -275,13 +124,6 @@ def set_lr(opts:dict, lr:float):
     for o in opts.values():
         for g in o.param_groups: g['lr'] = lr
 
-def random_batch(config, batch:int=2, seed:int=0) -> dict:  # a model config; batch size; seed
-    "A batch of random inputs and targets with the shapes `config` needs (for benchmarks and checks; not data)."
-    g = torch.Generator().manual_seed(seed)
-    R = config.out_res
-    return dict(image=torch.rand(batch, 3, config.in_res, config.in_res, generator=g),
-                volumes=[torch.rand(batch, d, R, R, generator=g) for d in config.depth_res],
-                coords=torch.rand(batch, config.n_points, 3, generator=g))
 
 # %% ../nbs/10_training.ipynb #79f6397d
 def epoch_order(n:int, seed:int, epoch:int) -> list:  # samples; run seed; epoch
@@ -347,24 +189,6 @@ def validate(model, data, batch_size:int=20, device='cpu', num_workers:int=0, am
     return dict(val_nme2d=float(np.nanmean(np.concatenate(e2))), val_nme3d=float(np.nanmean(np.concatenate(e3))),
                 val_loss_coord=lc / n, val_loss_vox=lv / n)
 
-# %% ../nbs/10_training.ipynb #1f34be59
-def rng_state() -> dict:
-    "The RNG states of torch (CPU, CUDA), numpy and Python as plain tensors, numbers and lists."
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    v, internal, gauss_next = random.getstate()
-    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                numpy=dict(name=str(name), keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos),
-                           has_gauss=int(has_gauss), cached=float(cached)),
-                python=[int(v), list(internal), gauss_next])
-
-def set_rng_state(s:dict):  # from `rng_state`
-    "Restore the RNG states saved by `rng_state`."
-    torch.set_rng_state(s['torch'])
-    if s['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
-    n = s['numpy']
-    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached']))
-    random.setstate((s['python'][0], tuple(s['python'][1]), s['python'][2]))
-
 # %% ../nbs/10_training.ipynb #b3e54000
 def _load(path:Path) -> dict:
     "A checkpoint written by `jvcr.model.save_checkpoint`, loaded safely (`weights_only`) as a plain dict."
@@ -406,37 +230,6 @@ def check_out_dir(out, cfg:TrainConfig, model_config:dict, resume:bool):  # outp
     return ck
 
 # %% ../nbs/10_training.ipynb #8a0bacd2
-def resolve_device(spec:str='auto', local_rank:int=0) -> torch.device:  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'; process index on this machine
-    "The torch device of a run (under torchrun, CUDA means this process's GPU)."
-    if spec == 'auto': spec = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if spec.startswith('cuda'):
-        if not torch.cuda.is_available(): raise ValueError(f"device={spec!r} but CUDA is not available (torch {torch.__version__}); use 'cpu' or 'auto'")
-        return torch.device(spec if ':' in spec else f'cuda:{local_rank}')
-    return torch.device('cpu')
-
-@dataclass
-class DistInfo:
-    "This process's place in a (possibly single-process) run."
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    created: bool = False  # whether `train` started the process group (and so ends it)
-
-def dist_env() -> DistInfo:
-    "Rank, world size and local rank from torchrun's environment variables (1 process without them)."
-    g = lambda k, d: int(os.environ.get(k, d))
-    return DistInfo(g('RANK', 0), g('WORLD_SIZE', 1), g('LOCAL_RANK', 0))
-
-def init_distributed(device:torch.device) -> DistInfo:
-    "Start the process group when launched by torchrun with several processes (NCCL on CUDA, gloo on CPU)."
-    import torch.distributed as dist
-    info = dist_env()
-    if info.world_size > 1 and not dist.is_initialized():
-        if device.type == 'cuda': torch.cuda.set_device(device)
-        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
-        info.created = True
-    return info
-
 def sync_buffers(mods, world_size:int):  # modules; processes
     "Average the floating-point buffers (BatchNorm running statistics) over all processes."
     import torch.distributed as dist
@@ -444,21 +237,8 @@ def sync_buffers(mods, world_size:int):  # modules; processes
     for b in _buffers(mods):
         if b.is_floating_point(): dist.all_reduce(b); b.div_(world_size)
 
-def _all_mean(values:list, info:DistInfo) -> list:
-    if info.world_size < 2: return values
-    import torch.distributed as dist
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return (t / info.world_size).tolist()
-
-def _barrier(info:DistInfo):
-    if info.world_size > 1:
-        import torch.distributed as dist
-        dist.barrier()
 
 # %% ../nbs/10_training.ipynb #6b55ba79
-TIMING_KEYS = ('seconds', 'samples_per_s')
-
 @dataclass
 class TrainState:
     "What callbacks see: the run's position, model and folder."
@@ -480,40 +260,6 @@ class Callback:
     def on_checkpoint(self, state:TrainState, path:Path): pass   # after last.pt was written
     def on_train_end(self, state:TrainState, summary:dict): pass
 
-def read_metrics(path, kind:str|None=None, timings:bool=True) -> list:  # metrics.jsonl or its folder; 'step' | 'epoch' | None (all); keep timing fields
-    "The rows of a metrics log."
-    path = Path(path)
-    if path.is_dir(): path = path / 'metrics.jsonl'
-    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-    rows = [r for r in rows if kind is None or r['kind'] == kind]
-    return rows if timings else [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
-
-# %% ../nbs/10_training.ipynb #fbdc607d
-def plot_losses(rows, figsize=(6, 3)):  # metrics rows (or a metrics.jsonl / run folder)
-    "Loss-curve figure: L_coord and L_vox per logged step, validation NME (3D) per epoch."
-    from matplotlib.figure import Figure
-    if not isinstance(rows, list): rows = read_metrics(rows)
-    steps, epochs = [r for r in rows if r['kind'] == 'step'], [r for r in rows if r['kind'] == 'epoch']
-    fig = Figure(figsize=figsize)
-    ax = fig.subplots()
-    for k, c in (('loss_coord', 'C0'), ('loss_vox', 'C1')):
-        ax.plot([r['step'] for r in steps], [r[k] for r in steps], c, lw=1, label=k.replace('loss_', 'L_'))
-    ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_ylabel('training loss')
-    for r0, r1 in zip(epochs, epochs[1:]):
-        if r0['stage'] != r1['stage']: ax.axvline(r0['step'] + 0.5, color='gray', ls=':', lw=1)
-    val = [r for r in epochs if r.get('val_nme3d') is not None]
-    if val:
-        ax2 = ax.twinx()
-        ax2.plot([r['step'] for r in val], [100 * r['val_nme3d'] for r in val], 'o-', color='C2', ms=3, label='val NME 3D')
-        ax2.set_ylabel('validation NME 3D (%)')
-        ax2.legend(loc='upper center', fontsize=7)
-    ax.legend(loc='upper right', fontsize=7)
-    fig.tight_layout()
-    return fig
-
-def save_figure(fig, path):
-    "Write a figure as PNG with fixed metadata (reruns give identical files)."
-    fig.savefig(path, dpi=100, metadata={'Software': None})
 
 # %% ../nbs/10_training.ipynb #a4dc50da
 def _check_data(data, mcfg, what:str, min_len:int=1):
@@ -625,7 +371,7 @@ class _Run:
         for batch in loader:
             batch = _to_device(batch, self.device, self.cl)
             losses = train_step(self.parts, self.opts, batch, stage, cfg.micro_batches, self.ac)
-            losses = _loss_dict(_all_mean(list(losses.values()), info))
+            losses = _loss_dict(all_mean(list(losses.values()), info))
             sync_buffers(self.parts, info.world_size)
             s.step_in_epoch += 1; s.global_step += 1
             now = time.perf_counter(); dt, t_last = now - t_last, now
@@ -666,7 +412,7 @@ class _Run:
             save_figure(plot_losses(read_metrics(self.out)), self.out / 'loss_curve.png')
         self.checkpoint()
         if self.verbose and self.rank0: tqdm.write(epoch_summary(row, cfg.epochs))
-        _barrier(self.info)
+        barrier(self.info)
         self.emit('on_epoch_end', row)
         return row
 
@@ -702,14 +448,14 @@ def train(train_data,            # Dataset of sample dicts ('image', 'volumes', 
     info = init_distributed(device)
     try:
         ck = check_out_dir(out, cfg, config_dict(model), resume)   # every process checks before rank 0 writes
-        _barrier(info)
+        barrier(info)
         _seed_all(cfg.seed)
         if info.world_size > 1 and device.type == 'cuda': model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(device)
         if info.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
             (out / 'train_config.json').write_text(json.dumps(dict(train=cfg.to_dict(), model=config_dict(model)), indent=1) + '\n')
-        _barrier(info)
+        barrier(info)
         run = _Run(cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose)
         if ck is not None: run.restore(ck)
         run.emit('on_train_begin')
