@@ -31,6 +31,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['jvcr', 'jvcr.*']),
     include_package_data=True,
+    package_data={'jvcr': ['calibration/*.json']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     dependency_links=cfg.get('dep_links', '').split(),

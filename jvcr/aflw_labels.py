@@ -4,20 +4,20 @@
 
 # %% ../nbs/05a_aflw_labels.ipynb #4fbc8acc
 from __future__ import annotations
-import hashlib, json, os
+import hashlib, importlib.resources, json, os
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from .facemodel import FaceModel, load_face_model, pose_matrix
 from .metrics import nme_2d, nme_3d, summarize, yaw_bin, BIN_NAMES
-from .core import data_root
+from .core import atomic_write, data_root, cache_dir, repo_root, write_json
 
 
 # %% auto #0
-__all__ = ['AFLW21_NAMES', 'AFLW21_TO_68', 'EAR_OFFSET', 'AFLW21_OFFSET', 'AFLW21_WEIGHT', 'EARS', 'FITTER_VERSION',
-           'aflw21_matrix', 'aflw21_basis', 'to_crop', 'load_crops', 'FitSettings', 'synthetic_21', 'fit_points',
-           'cache_dir', 'FittedLabels', 'fit_folder', 'validate_labels', 'build_labels']
+__all__ = ['AFLW21_NAMES', 'AFLW21_TO_68', 'CALIBRATION', 'EAR_OFFSET', 'AFLW21_OFFSET', 'AFLW21_WEIGHT', 'EARS',
+           'FITTER_VERSION', 'read_calibration', 'aflw21_matrix', 'aflw21_basis', 'to_crop', 'load_crops',
+           'FitSettings', 'synthetic_21', 'fit_points', 'FittedLabels', 'fit_folder', 'validate_labels', 'build_labels']
 
 # %% ../nbs/05a_aflw_labels.ipynb #7d193165
 AFLW21_NAMES = ('left brow left', 'left brow centre', 'left brow right', 'right brow left', 'right brow centre',
@@ -28,9 +28,17 @@ AFLW21_NAMES = ('left brow left', 'left brow centre', 'left brow right', 'right 
 # %% ../nbs/05a_aflw_labels.ipynb #90fff5f6
 AFLW21_TO_68 = ((17,), (19,), (21,), (22,), (24,), (26,), (36,), (37, 38, 40, 41), (39,), (42,),
                 (43, 44, 46, 47), (45,), (0,), (31,), (30,), (35,), (16,), (48,), (62, 66), (54,), (8,))
-EAR_OFFSET = np.array([1400., -41400., -7600.])   # left ear - jaw point 0 in model units (right ear: x mirrored)
+CALIBRATION = 'calibration/aflw21.json'   # package data: the fitter's constants and the last calibration run (below)
+
+def read_calibration() -> dict:
+    "The committed calibration JSON: `constants` (what the fitter uses) and `measured` (the last calibration run)."
+    return json.loads((importlib.resources.files('jvcr') / CALIBRATION).read_text())
+
+_C = read_calibration()['constants']
+EAR_OFFSET = np.array(_C['ear_offset'], dtype=float)   # left ear - jaw point 0 in model units (right ear: x mirrored)
 AFLW21_OFFSET = np.zeros((21, 3)); AFLW21_OFFSET[12] = EAR_OFFSET; AFLW21_OFFSET[16] = EAR_OFFSET * [-1, 1, 1]
-AFLW21_WEIGHT = np.ones(21); AFLW21_WEIGHT[[13, 15]] = 1 / 3; AFLW21_WEIGHT[[12, 16]] = 1 / 6
+AFLW21_WEIGHT = np.ones(21)
+AFLW21_WEIGHT[[13, 15]] = 1 / _C['weight_denominators']['nose_wings']; AFLW21_WEIGHT[[12, 16]] = 1 / _C['weight_denominators']['ears']
 EARS = (12, 16)
 
 # %% ../nbs/05a_aflw_labels.ipynb #c947ed7b
@@ -260,12 +268,6 @@ def fit_points(pts, vis, model:FaceModel|None=None, settings:FitSettings=FitSett
     return out
 
 # %% ../nbs/05a_aflw_labels.ipynb #5a29d2b9
-def cache_dir():
-    "Where fitted labels are cached: $JVCR_CACHE, else .jvcr_cache/ in the repository root (or the working folder)."
-    if os.environ.get('JVCR_CACHE'): return Path(os.environ['JVCR_CACHE'])
-    here = Path(__file__).resolve().parents[1] if '__file__' in globals() else Path.cwd().parent
-    return (here if (here / 'settings.ini').is_file() else Path.cwd()) / '.jvcr_cache'
-
 def _content_key(arrays, model:FaceModel, settings:FitSettings):  # input arrays; face model; settings
     "sha256 (hex) of the inputs, the model, the settings and the fitter version."
     h = hashlib.sha256(FITTER_VERSION.encode())
@@ -305,12 +307,15 @@ class FittedLabels:
 _FIELDS = ('pts', 'ok', 'reason', 'yaw', 'angles', 'size', 'residual', 'coef')
 
 def fit_folder(folder, model:FaceModel|None=None, settings:FitSettings=FitSettings(),
-               progress:bool=True, force:bool=False, cache:bool=True):  # crop folder; ...; refit even if cached; use the cache
+               progress:bool=True, force:bool=False, cache:bool=True, limit:int|None=None):  # crop folder; ...; refit even if cached; use the cache; only the first `limit` faces
     "Fitted labels of a crop folder (aflw_crops layout), read from the cache when the inputs are unchanged."
     model = model if model is not None else load_face_model()
     d = load_crops(folder)
+    if limit is not None:
+        if not (isinstance(limit, int) and limit >= 1): raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        d = {k: (v[:limit] if v is not None else v) for k, v in d.items()}
     key = _content_key([d['raw'], d['roi']], model, settings)
-    path = cache_dir() / f"aflw_labels_{Path(folder).name}_{key[:16]}.npz"
+    path = cache_dir() / f"aflw_labels_{Path(folder).name}{f'_first{limit}' if limit else ''}_{key[:16]}.npz"
     if cache and path.is_file() and not force:
         with np.load(path) as z:
             if str(z['key']) == key:
@@ -319,10 +324,7 @@ def fit_folder(folder, model:FaceModel|None=None, settings:FitSettings=FitSettin
     f['pts'] = f['pts'].astype(np.float32)
     lab = FittedLabels(d['names'], **{k: f[k] for k in _FIELDS}, key=key, path=path if cache else None)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix('.tmp.npz')
-        np.savez_compressed(tmp, key=key, **{k: f[k] for k in _FIELDS})
-        tmp.replace(path)
+        atomic_write(path, lambda fh: np.savez_compressed(fh, key=key, **{k: f[k] for k in _FIELDS}))
     return lab
 
 # %% ../nbs/05a_aflw_labels.ipynb #173c8741
@@ -340,12 +342,12 @@ def _summary(e, yaw):  # per-face errors (NaN = failure); yaw degrees
                 bins={k: dict(n=v['n'], n_failed=v['n_failed'], mean=pc(v['mean'])) for k, v in s['bins'].items()})
 
 # %% ../nbs/05a_aflw_labels.ipynb #f2c68afa
-def validate_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings()):  # data root (default: $JVCR_DATA or ../shared/data)
+def validate_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings(), limit:int|None=None):  # data root (default: $JVCR_DATA or ../shared/data); ...; only the first `limit` faces
     "Fit the AFLW2000-3D crops' 21 points and compare with the official `pt3d_68`: NME 2D / 3D (%), per yaw bin."
     root = data_root(root)
-    lab = fit_folder(root / 'aflw2000_3d_crops120', settings=settings, progress=progress, force=force)
-    gt = _pt3d_in_crops(root, load_crops(root / 'aflw2000_3d_crops120')['roi'])
-    yaw = _official_yaw(root)
+    lab = fit_folder(root / 'aflw2000_3d_crops120', settings=settings, progress=progress, force=force, limit=limit)
+    gt = _pt3d_in_crops(root, load_crops(root / 'aflw2000_3d_crops120')['roi'])[:limit]
+    yaw = _official_yaw(root)[:limit]
     if len(yaw) != len(lab) or len(gt) != len(lab):
         raise ValueError(f"validation arrays disagree: {len(lab)} crops, {len(gt)} pt3d_68, {len(yaw)} yaw values")
     pred = lab.pts.astype(np.float64)
@@ -357,6 +359,6 @@ def validate_labels(root=None, progress:bool=True, force:bool=False, settings:Fi
                 key=lab.key)
 
 # %% ../nbs/05a_aflw_labels.ipynb #c21d61f9
-def build_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings()):  # data root; bar; refit
+def build_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings(), limit:int|None=None):  # data root; bar; refit; only the first `limit` faces (quick checks)
     "Fitted 68-point 3D labels of the whole aflw_crops pool (crop pixels), cached under .jvcr_cache/ by content hash."
-    return fit_folder(data_root(root) / 'aflw_crops', settings=settings, progress=progress, force=force)
+    return fit_folder(data_root(root) / 'aflw_crops', settings=settings, progress=progress, force=force, limit=limit)

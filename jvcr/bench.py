@@ -21,7 +21,7 @@ from .testing import random_batch
 from .training import make_optimizers, train_step
 
 # %% auto #0
-__all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_training']
+__all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_training', 'bench_render']
 
 # %% ../nbs/13a_bench.ipynb #14f41b21
 def _random_faces(n, seed=0):
@@ -158,3 +158,17 @@ def bench_training(preset='tiny',      # model preset name or JVCRConfig
     t = float(np.median(times))
     return dict(preset=preset if isinstance(preset, str) else 'custom', mode=mode, batch=batch, threads=threads, steps=steps,
                 s_per_step=t, samples_per_s=batch / t, torch=torch.__version__)
+
+# %% ../nbs/13a_bench.ipynb #d05bb3a3
+def bench_render(n:int=20,          # faces timed (after one untimed face)
+                 source:str='bfm',  # 'bfm': the 3D face model (needs the data); 'toy': the procedural face
+                 res:int=256, seed:int=0) -> dict:
+    "Faces per second of rendering alone (no file writing), one process."
+    from jvcr.synthetic import render_face, procedural_face
+    if source not in ('bfm', 'toy'): raise ValueError(f"source must be 'bfm' or 'toy', got {source!r}")
+    make = (lambda i: render_face(i, res=res)) if source == 'bfm' else (lambda i: procedural_face(i, res=res))
+    make(seed)                                                   # warm-up: loads the dense face model once
+    t0 = time.perf_counter()
+    for i in range(n): make(seed + 1 + i)
+    dt = time.perf_counter() - t0
+    return dict(source=source, res=res, faces=n, faces_per_s=n / dt, s_per_face=dt / n)

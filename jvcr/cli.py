@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_cli.ipynb #9224b594
 from __future__ import annotations
-import argparse, json, os, sys
+import argparse, json, os, sys, time
 from pathlib import Path
 
 # %% auto #0
@@ -15,6 +15,7 @@ def _bench(a):
     import jvcr.bench as jb
     if a.targets: res = jb.bench_targets(n_faces=a.faces)
     elif a.loader: res = jb.bench_loader(a.root, n=a.faces, workers=a.workers, batch_size=a.batch if a.batch > 1 else 20, preset=a.preset)
+    elif a.render: res = jb.bench_render(n=a.faces if a.faces != 200 else 20, source=a.source)
     elif a.training: res = jb.bench_training(a.preset, batch=a.batch, steps=a.runs, threads=a.threads, mode=a.mode)
     else: res = jb.bench_model(preset=a.preset, threads=a.threads, batch=a.batch, dtype=a.dtype, runs=a.runs,
                                reference=a.reference, channels_last=not a.no_channels_last)
@@ -68,17 +69,20 @@ def _data_check(a):
 # %% ../nbs/15_cli.ipynb #a2d128f8
 def _data_render(a):
     from jvcr.synthetic import render_to_dir
+    t0 = time.perf_counter()
     out = render_to_dir(a.n, a.out, seed=a.seed, progress=not a.no_progress, source=a.source, workers=a.workers, res=a.res)
-    print(f"wrote {a.n} faces to {out}/images and their points to {out}/points.json")
+    dt = time.perf_counter() - t0
+    print(f"wrote {a.n} faces to {out}/images and their points to {out}/points.json "
+          f"in {dt:.1f} s: {a.n / dt:.1f} faces/s ({a.workers} worker{'s' if a.workers > 1 else ''}, PNG writing included)")
     return 0
 
 def _data_labels(a):
     from jvcr.aflw_labels import build_labels, validate_labels
-    lab = build_labels(a.root, progress=not a.no_progress, force=a.force)
+    lab = build_labels(a.root, progress=not a.no_progress, force=a.force, limit=a.limit)
     rep = dict(n=len(lab), n_failed=lab.n_failed, failures=lab.failures, cache=str(lab.path), key=lab.key)
     print(f"fitted labels: {len(lab)} faces, {lab.n_failed} excluded; cache {lab.path}")
     if a.validate:
-        rep['validation'] = v = validate_labels(a.root, progress=not a.no_progress)
+        rep['validation'] = v = validate_labels(a.root, progress=not a.no_progress, limit=a.limit)
         print(f"validation against pt3d_68 (AFLW2000-3D crops, box NME %): 2D {v['nme2d']['mean']:.2f}, "
               f"3D {v['nme3d']['mean']:.2f}, n {v['n']}, failed {v['n_failed']}")
     if a.json:
@@ -104,6 +108,8 @@ def build_parser():
     b.add_argument('--loader', action='store_true', help='benchmark the data loader (JPEG to augmented batch; AFLW2000-3D JPEGs as the workload)')
     b.add_argument('--workers', type=int, default=2, help='loader processes for --loader')
     b.add_argument('--root', default=None, help='data root for --loader (default: $JVCR_DATA or ../shared/data)')
+    b.add_argument('--render', action='store_true', help='benchmark rendering alone (--faces faces, default 20; --source)')
+    b.add_argument('--source', default='bfm', choices=['bfm', 'toy'], help='faces for --render: bfm (needs the data) or toy')
     b.add_argument('--training', action='store_true', help='benchmark training steps (random tensors; --batch, --runs steps)')
     b.add_argument('--mode', default='joint', choices=['pretrain', 'joint'], help='training stage for --training')
     b.add_argument('--no-channels-last', action='store_true', help='time the model with plain NCHW weights (the layout variant)')
@@ -163,6 +169,7 @@ def build_parser():
     lb.add_argument('--root', default=None, help='data root (default: $JVCR_DATA or ../shared/data)')
     lb.add_argument('--validate', action='store_true', help='also measure the fit on the AFLW2000-3D crops (never used for training)')
     lb.add_argument('--force', action='store_true', help='refit even when the cache matches')
+    lb.add_argument('--limit', type=int, help='fit (and validate) only the first N faces: a quick check')
     lb.add_argument('--json', metavar='OUT', help='write the summary (and validation NME) here')
     lb.add_argument('--no-progress', action='store_true', help='no progress bar')
     lb.set_defaults(func=_data_labels)

@@ -58,11 +58,11 @@ def load_rendered(folder, name:str|None=None) -> FaceSource:  # a folder written
     return FaceSource(name, samples, skipped)
 
 # %% ../nbs/05b_pool.ipynb #2a026ec3
-def aflw_fitted_source(root=None, labels=None, expand:float=1.25) -> FaceSource:  # data root; a jvcr.aflw_labels.FittedLabels (default: built or read from the cache)
+def aflw_fitted_source(root=None, labels=None, expand:float=1.25, limit:int|None=None) -> FaceSource:  # data root; a jvcr.aflw_labels.FittedLabels (default: built or read from the cache); crop rule; only the first `limit` crops (quick checks)
     "The real AFLW crops with their fitted 68-point 3D labels; faces whose fit failed are left out (listed in .skipped)."
     from jvcr.aflw_labels import build_labels
     root = data_root(root)
-    labels = labels if labels is not None else build_labels(root, progress=False)
+    labels = labels if labels is not None else build_labels(root, progress=False, limit=limit)
     folder = root / 'aflw_crops' / 'images'
     samples, skipped = [], []
     for i, n in enumerate(labels.names):
@@ -135,10 +135,10 @@ class TrainingPool:
 
 # %% ../nbs/05b_pool.ipynb #86b8acab
 def default_pool(root=None, rendered=None, procedural:int=0, cache=None, weights=None, val_fraction:float=0.1,
-                 seed:int=0, epoch_size:int|None=None, use_300w_lp:bool=True) -> TrainingPool:  # data root; folder from `jvcr data render`; procedural faces to add; their cache folder; {source: weight}
+                 seed:int=0, epoch_size:int|None=None, use_300w_lp:bool=True, limit:int|None=None) -> TrainingPool:  # data root; folder from `jvcr data render`; procedural faces to add; their cache folder; {source: weight}
     "A TrainingPool of every training source available under `root` (never AFLW2000-3D)."
     root = data_root(root)
-    sources = {'aflw_fitted': aflw_fitted_source(root)}
+    sources = {'aflw_fitted': aflw_fitted_source(root, limit=limit)}   # limit: the first N AFLW crops only (quick checks)
     if rendered: sources['synthetic'] = load_rendered(rendered, 'synthetic')
     if use_300w_lp and (root / '300W_LP').is_dir(): sources['300w_lp'] = jd.load_300w_lp(root / '300W_LP', on_error='skip')
     if procedural:

@@ -32,10 +32,25 @@ def test_ground_truth_is_zero_and_reports_every_protocol():
     assert all(abs(m['mean']) < 1e-9 for m in r['metrics'].values())
 
 
-def test_mean_face_floor_on_toys_is_positive():
+def test_mean_face_predicts_its_own_shape_exactly():
     mean = canonical_face_3d() * [1, -1, 1]  # model convention: y up
     r = evaluate(MeanFacePredictor(mean=mean), toy_faces(), progress=False)
     assert r['metrics']['nme2d-box']['mean'] < 1e-9  # the toy faces ARE this shape, scaled into the box
+
+
+def test_mean_face_floor_on_turned_toys_is_positive():
+    "A frontal mean face cannot follow a turned head: its error grows with the turn (the floor is a real floor)."
+    from jvcr.facemodel import pose_matrix
+    mean = canonical_face_3d() * [1, -1, 1]
+    errs = []
+    for yaw in (0., 30., 60.):
+        faces = []
+        for s in toy_faces(6, seed=1):
+            c = s.pts.mean(0)
+            pts = (s.pts - c) @ pose_matrix(0., np.radians(yaw), 0.).T + c
+            faces.append(FaceSample(s.id, 'toy', s.image_path, pts, CropTransform.from_points(pts), yaw))
+        errs.append(evaluate(MeanFacePredictor(mean=mean), faces, progress=False)['metrics']['nme2d-box']['mean'])
+    assert errs[0] < 1e-6 and 0.02 < errs[1] < errs[2], errs
 
 
 def test_nan_predictions_are_counted_not_dropped():
