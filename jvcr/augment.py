@@ -18,7 +18,7 @@ from .config import JVCRConfig, get_config
 
 # %% auto #0
 __all__ = ['NO_AUGMENT', 'AugParams', 'Augment', 'sample_rng', 'augment_crop', 'target_points', 'coords_to_image',
-           'minmax_stretch', 'image_tensor', 'JVCRDataset', 'make_loader']
+           'minmax_stretch', 'image_tensor', 'JVCRDataset', 'make_loader', 'epoch_order', 'EpochBatches']
 
 # %% ../nbs/04a_augment.ipynb #68b35d68
 @dataclass(frozen=True)
@@ -128,3 +128,21 @@ def make_loader(dataset:Dataset, batch_size:int=20, workers:int=2, shuffle:bool|
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=g,
                       drop_last=drop_last, worker_init_fn=one_thread if workers > 0 else None,
                       persistent_workers=False, **kwargs)
+
+# %% ../nbs/04a_augment.ipynb #79f6397d
+def epoch_order(n:int, seed:int, epoch:int) -> list:  # samples; run seed; epoch
+    "The shuffled order of `n` samples in `epoch` (a function of seed and epoch only)."
+    s = int(np.random.SeedSequence([int(seed), int(epoch), 0x7261696E]).generate_state(1, np.uint64)[0] >> 1)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(s)).tolist()
+
+class EpochBatches:
+    "Batch sampler of one epoch for one process: its share of each global batch, from batch `start` on."
+    def __init__(self, n:int, batch_size:int, seed:int, epoch:int, rank:int=0, world_size:int=1, start:int=0):
+        if batch_size % world_size: raise ValueError(f"global batch {batch_size} does not split over {world_size} processes")
+        self.n, self.B, self.seed, self.epoch, self.rank, self.W, self.start = n, batch_size, seed, epoch, rank, world_size, start
+        self.steps = n // batch_size                       # complete global batches
+    def __len__(self): return max(self.steps - self.start, 0)
+    def __iter__(self):
+        order, per = epoch_order(self.n, self.seed, self.epoch), self.B // self.W
+        for k in range(self.start, self.steps):
+            yield order[k * self.B + self.rank * per: k * self.B + (self.rank + 1) * per]

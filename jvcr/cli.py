@@ -23,11 +23,16 @@ def _bench(a):
     return 0
 
 def _reproduce(a):
+    from jvcr.core import data_status
     from jvcr.reproduce import list_reproductions, run_reproduction
+    root, why = data_status()
+    if root is None: print(f"jvcr reproduce: no research data ({why}): the notebooks run on procedural and schematic faces "
+                           "and skip the AFLW2000-3D test; nothing is written to figures/")
+    elif a.quick: print("jvcr reproduce: quick scale: results go to runs/reproduce/figures_quick/; figures/ is left as committed")
     names = a.only or list_reproductions()
     for n in names:
-        out = run_reproduction(n, quick=a.quick, progress=not a.no_progress)
-        print(f"{n}: executed notebook {out}")
+        out, figs = run_reproduction(n, quick=a.quick, progress=not a.no_progress)
+        print(f"{n}: executed notebook {out}; figures and results in {figs}")
     return 0
 
 def _evaluate(a):
@@ -90,12 +95,9 @@ def _data_labels(a):
         write_json(a.json, rep); print(f"wrote {a.json}")
     return 0
 
-# %% ../nbs/15_cli.ipynb #a119d21f
-def build_parser():
-    "The argument parser of the `jvcr` console script."
-    p = argparse.ArgumentParser(prog='jvcr', description='Joint Voxel and Coordinate Regression (ICPR 2018): '
-                                '3D facial landmarks. Every subcommand has --help.')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+# %% ../nbs/15_cli.ipynb #29c22aeb
+def _add_bench(sub):  # argparse subparsers of `jvcr`
+    "`jvcr bench` and its options."
     b = sub.add_parser('bench', help='model speed/size or target-encoding throughput (JSON)')
     b.add_argument('--preset', default='paper', help='model preset (paper, reference_code, cpu_small, tiny)')
     b.add_argument('--threads', type=int, default=2, help='torch CPU threads')
@@ -115,11 +117,21 @@ def build_parser():
     b.add_argument('--no-channels-last', action='store_true', help='time the model with plain NCHW weights (the layout variant)')
     b.add_argument('--json', action='store_true', help='one-line JSON')
     b.set_defaults(func=_bench)
+
+
+# %% ../nbs/15_cli.ipynb #2c269d17
+def _add_reproduce(sub):  # argparse subparsers of `jvcr`
+    "`jvcr reproduce` and its options."
     r = sub.add_parser('reproduce', help='run the papermill reproduction notebooks (writes figures/)')
     r.add_argument('--quick', action='store_true', help='quick-scale parameters (nbs/reproduce/quick.json)')
     r.add_argument('--only', nargs='+', metavar='NAME', help='run only these notebooks')
     r.add_argument('--no-progress', action='store_true', help='no progress bar')
     r.set_defaults(func=_reproduce)
+
+
+# %% ../nbs/15_cli.ipynb #af9793e1
+def _add_evaluate(sub):  # argparse subparsers of `jvcr`
+    "`jvcr evaluate` and its options."
     e = sub.add_parser('evaluate', help='evaluate a checkpoint or a baseline on AFLW2000-3D (all protocols)')
     g = e.add_mutually_exclusive_group(required=True)
     g.add_argument('--checkpoint', help='a checkpoint written by jvcr (loaded weights-only)')
@@ -133,6 +145,11 @@ def build_parser():
     e.add_argument('--batch', type=int, default=50, help='faces per batch')
     e.add_argument('--no-progress', action='store_true', help='no progress bar')
     e.set_defaults(func=_evaluate)
+
+
+# %% ../nbs/15_cli.ipynb #7f54b8b0
+def _add_train(sub):  # argparse subparsers of `jvcr`
+    "`jvcr train` and its options."
     t = sub.add_parser('train', help='train a model (staged: pre-train, then joint fine-tuning)')
     t.add_argument('--preset', default='tiny', help='training preset: paper, reference_code, cpu_small, tiny')
     t.add_argument('--data', default='toy:64', help="training pool: toy:N, pool[:N] (every source under the data root, N faces per epoch), "
@@ -147,6 +164,11 @@ def build_parser():
     t.add_argument('--seed', type=int, help='run seed')
     t.add_argument('--no-progress', action='store_true', help='no progress bars')
     t.set_defaults(func=_train)
+
+
+# %% ../nbs/15_cli.ipynb #797d70b2
+def _add_data(sub):  # argparse subparsers of `jvcr`
+    "`jvcr data` and its options."
     d = sub.add_parser('data', help='data utilities')
     dsub = d.add_subparsers(dest='data_command', metavar='DATA_COMMAND')
     c = dsub.add_parser('check', help='verify a data root and print what was found')
@@ -173,6 +195,15 @@ def build_parser():
     lb.add_argument('--json', metavar='OUT', help='write the summary (and validation NME) here')
     lb.add_argument('--no-progress', action='store_true', help='no progress bar')
     lb.set_defaults(func=_data_labels)
+
+
+# %% ../nbs/15_cli.ipynb #649d9d2c
+def build_parser():
+    "The argument parser of the `jvcr` console script."
+    p = argparse.ArgumentParser(prog='jvcr', description='Joint Voxel and Coordinate Regression (ICPR 2018): '
+                                '3D facial landmarks. Every subcommand has --help.')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    for add in (_add_bench, _add_reproduce, _add_evaluate, _add_train, _add_data): add(sub)
     return p
 
 # %% ../nbs/15_cli.ipynb #6e9dbf79

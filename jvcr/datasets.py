@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_datasets.ipynb #fb1162f0
 from __future__ import annotations
+from fastcore.basics import patch
 import json, math, os, warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,11 @@ def _bulk(name, items, read, on_error='raise', file_of=str):  # source name; ann
     return FaceSource(name, samples, skipped)
 
 # %% ../nbs/04_datasets.ipynb #3d8d50af
+@patch
+def verify_images(self:FaceSource, on_error='raise'):  # 'raise' | 'skip'
+    "Method form of `verify_images` (the function below): a source of the readable images."
+    return verify_images(self, on_error)   # the function defined below
+
 def verify_images(source:FaceSource, on_error='raise'):  # a source; 'raise' | 'skip'
     "Decode every image of `source`; return a source of the readable ones (bad ones raise or go to `.skipped`)."
     if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -119,8 +125,6 @@ def verify_images(source:FaceSource, on_error='raise'):  # a source; 'raise' | '
             bad.append((str(s.image_path), str(e)))
     _warn_skipped(source.name, bad, len(source))
     return FaceSource(source.name, good, source.skipped + bad)
-
-FaceSource.verify_images = verify_images
 
 # %% ../nbs/04_datasets.ipynb #56e0a407
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')

@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_geometry.ipynb #f4190f95
 from __future__ import annotations
+from fastcore.basics import patch
 from dataclasses import dataclass, astuple
 import numpy as np
 from PIL import Image
@@ -100,6 +101,11 @@ def _from_box(cls, box, expand:float=1.0, z_ref:float=0., rot:float=0., flip:boo
 CropTransform.from_points, CropTransform.from_box = classmethod(_from_points), classmethod(_from_box)
 
 # %% ../nbs/01_geometry.ipynb #9c6395c7
+@patch
+def crop_image(self:CropTransform, img, res:int=256):  # HxWx3 uint8 array or PIL image; output side
+    "Resample this crop of `img` to `res` x `res` (the method form of the function below)."
+    return crop_image(img, self, res)   # the function defined below (at call time the module name is the function)
+
 def crop_image(img, T:CropTransform, res:int=256, resample=Image.BILINEAR):  # HxWx3 uint8 array or PIL image
     "Resample the square crop `T` of `img` to `res` x `res` (uint8, black outside the image)."
     pil = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img))
@@ -112,9 +118,3 @@ def crop_image(img, T:CropTransform, res:int=256, resample=Image.BILINEAR):  # H
     c = t + 0.5 - A @ np.array([0.5, 0.5])
     return np.asarray(pil.transform((res, res), Image.AFFINE, (A[0, 0], A[0, 1], c[0], A[1, 0], A[1, 1], c[1]),
                                     resample=resample))
-
-def _crop_image(self:CropTransform, img, res:int=256):
-    "Resample this crop of `img` to `res` x `res`."
-    return crop_image(img, self, res)
-
-CropTransform.crop_image = _crop_image

@@ -4,6 +4,7 @@
 
 # %% ../nbs/03a_metrics.ipynb #076f84de
 from __future__ import annotations
+from fastcore.basics import patch
 import csv, json, math
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -326,9 +327,10 @@ class MetricAccumulator:
     def __repr__(self): return f"MetricAccumulator({len(self)} faces; {', '.join(self.protocols)})"
 
 # %% ../nbs/03a_metrics.ipynb #fe419c22
-def _update(self:MetricAccumulator, pred, gt,  # (B, N, 3) predictions and truth of one batch
-            yaw=None,                          # (B,) yaw in degrees; give it for every batch or for none
-            ids=None):                         # (B,) face ids; None: the running face index
+@patch
+def update(self:MetricAccumulator, pred, gt,  # (B, N, 3) predictions and truth of one batch
+           yaw=None,                          # (B,) yaw in degrees; give it for every batch or for none
+           ids=None):                         # (B,) face ids; None: the running face index
     "Add one batch of faces."
     pred, gt, _ = _as_faces(pred, gt, 2)
     ids = list(range(len(self), len(self) + len(gt))) if ids is None else _face_ids(ids, len(gt))
@@ -343,7 +345,6 @@ def _update(self:MetricAccumulator, pred, gt,  # (B, N, 3) predictions and truth
     self._ids.extend(ids)
     if yaw is not None: self._yaw.append(yaw)
     return self
-MetricAccumulator.update = _update
 
 # %% ../nbs/03a_metrics.ipynb #76cb5e3f
 def _errors(self:MetricAccumulator):

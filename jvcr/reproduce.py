@@ -6,10 +6,10 @@
 from __future__ import annotations
 import json, os, time
 from pathlib import Path
-from .core import repo_root, provenance, write_json
+from .core import data_status, repo_root, provenance, write_json
 
 # %% auto #0
-__all__ = ['list_reproductions', 'quick_parameters', 'write_results', 'run_reproduction']
+__all__ = ['list_reproductions', 'quick_parameters', 'write_results', 'figures_dir', 'run_reproduction']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
 def list_reproductions(root=None):
@@ -26,19 +26,28 @@ def write_results(path, parameters:dict, results:dict, **prov):  # results/NAME.
     "Write `{'parameters', 'results', 'provenance'}` as JSON (atomic) and return the path."
     return write_json(path, dict(parameters=parameters, results=results, provenance=provenance(**prov)))
 
+# %% ../nbs/14_reproduce.ipynb #13c5a4c1
+def figures_dir(quick:bool, have_data:bool, root=None) -> Path:  # quick scale?; is the research data there?; checkout
+    "Where a run's figures and results go: `figures/` only for a full-scale run on the research data, else `runs/reproduce/figures_{quick|nodata}/`."
+    root = repo_root(root)
+    if not quick and have_data: return root / 'figures'
+    return root / 'runs' / 'reproduce' / f"figures_{'quick' if quick else 'nodata'}"
+
 # %% ../nbs/14_reproduce.ipynb #4ba90238
 def run_reproduction(name:str, quick:bool=False, parameters:dict|None=None, root=None,
-                     out_dir=None, progress:bool=True):  # name from list_reproductions(); extra parameter values
-    "Execute nbs/reproduce/NAME.ipynb with papermill; return the path of the executed notebook."
+                     out_dir=None, progress:bool=True):  # name from list_reproductions(); extra parameter values (e.g. out_dir); checkout; folder of the executed notebook
+    "Execute nbs/reproduce/NAME.ipynb with papermill; return (executed notebook, folder of its figures and results)."
     import papermill as pm
     root = repo_root(root)
     known = list_reproductions(root)
     if name not in known: raise ValueError(f"unknown reproduction {name!r}; known: {', '.join(known)}")
     params = {**(quick_parameters(root).get(name, {}) if quick else {}), **(parameters or {})}
+    figs = Path(params['out_dir']) if 'out_dir' in params else figures_dir(quick, data_status()[0] is not None, root)
+    if figs != root / 'figures': params['out_dir'] = str(figs)     # else the notebook's default, ../../figures
     out_dir = Path(out_dir) if out_dir else root / 'runs' / 'reproduce'
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f'{name}{"_quick" if quick else ""}.ipynb'
     src = root / 'nbs' / 'reproduce' / f'{name}.ipynb'
     pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(src.parent), progress_bar=progress,
                         kernel_name='python3')
-    return out
+    return out, figs

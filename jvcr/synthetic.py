@@ -82,6 +82,8 @@ def _edges(verts, tris):
     a, b = verts[np.minimum(e[..., 0], e[..., 1])], verts[np.maximum(e[..., 0], e[..., 1])]
     return a[..., 0], a[..., 1], b[..., 0] - a[..., 0], b[..., 1] - a[..., 1], sgn  # each (T, 3)
 
+
+# %% ../nbs/05_synthetic.ipynb #f90f6b16
 class NumpyRasterizer(Rasterizer):
     "Exact z-buffer rasteriser in numpy: pixel centres inside a triangle, the largest z wins; deterministic, watertight."
     name = 'numpy'

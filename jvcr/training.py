@@ -5,6 +5,7 @@
 # %% ../nbs/10_training.ipynb #d2d665b7
 from __future__ import annotations
 import contextlib, dataclasses, json, math, os, random, re, time
+from fastcore.basics import patch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,14 +23,13 @@ from .config import (JVCRConfig, PRESETS, get_config, MODES, Stage, TrainConfig,
 from .model import JVCR, config_dict, save_checkpoint
 from .metrics import nme_2d, nme_3d, TIMING_KEYS, read_metrics, plot_losses, save_figure
 from .landmarks import N_LANDMARKS
-from .augment import JVCRDataset
+from .augment import JVCRDataset, EpochBatches, epoch_order
 from .pool import load_pool
 
 
 # %% auto #0
-__all__ = ['OUT_FILES', 'TrainableModel', 'voxel_losses', 'coord_loss', 'train_step', 'make_optimizers', 'set_lr', 'epoch_order',
-           'EpochBatches', 'validate', 'check_out_dir', 'sync_buffers', 'TrainState', 'Callback', 'epoch_summary',
-           'train', 'run_training']
+__all__ = ['OUT_FILES', 'TrainableModel', 'voxel_losses', 'coord_loss', 'train_step', 'make_optimizers', 'set_lr', 'validate',
+           'check_out_dir', 'sync_buffers', 'TrainState', 'Callback', 'epoch_summary', 'train', 'run_training']
 
 # %% ../nbs/10_training.ipynb #a780048f
 class TrainableModel(Protocol):
@@ -124,24 +124,6 @@ def set_lr(opts:dict, lr:float):
     for o in opts.values():
         for g in o.param_groups: g['lr'] = lr
 
-
-# %% ../nbs/10_training.ipynb #79f6397d
-def epoch_order(n:int, seed:int, epoch:int) -> list:  # samples; run seed; epoch
-    "The shuffled order of `n` samples in `epoch` (a function of seed and epoch only)."
-    s = int(np.random.SeedSequence([int(seed), int(epoch), 0x7261696E]).generate_state(1, np.uint64)[0] >> 1)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(s)).tolist()
-
-class EpochBatches:
-    "Batch sampler of one epoch for one process: its share of each global batch, from batch `start` on."
-    def __init__(self, n:int, batch_size:int, seed:int, epoch:int, rank:int=0, world_size:int=1, start:int=0):
-        if batch_size % world_size: raise ValueError(f"global batch {batch_size} does not split over {world_size} processes")
-        self.n, self.B, self.seed, self.epoch, self.rank, self.W, self.start = n, batch_size, seed, epoch, rank, world_size, start
-        self.steps = n // batch_size                       # complete global batches
-    def __len__(self): return max(self.steps - self.start, 0)
-    def __iter__(self):
-        order, per = epoch_order(self.n, self.seed, self.epoch), self.B // self.W
-        for k in range(self.start, self.steps):
-            yield order[k * self.B + self.rank * per: k * self.B + (self.rank + 1) * per]
 
 # %% ../nbs/10_training.ipynb #e718cc62
 def _to_device(batch:dict, device, channels_last:bool=False) -> dict:
@@ -294,7 +276,7 @@ def _make_model(model, cfg:TrainConfig):
 def _seed_all(seed:int):
     torch.manual_seed(seed); np.random.seed(seed % 2 ** 32); random.seed(seed)
 
-# %% ../nbs/10_training.ipynb #5e2cc5ca
+# %% ../nbs/10_training.ipynb #042c2ab4
 class _Run:
     "The state and the pieces of one training run (see `train`)."
     def __init__(self, cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose):
@@ -322,99 +304,111 @@ class _Run:
         if self.rank0:
             with open(self.out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
 
-    def train_state(self) -> dict:
-        s = self.state
-        log = self.out / 'metrics.jsonl'
-        return dict(train_config=self.cfg.to_dict(), epoch=s.epoch, step_in_epoch=s.step_in_epoch, global_step=s.global_step,
-                    optimizers={k: o.state_dict() for k, o in self.opts.items()}, rng=rng_state(),
-                    sums=self.sums, best=self.best, best_epoch=self.best_epoch,
-                    log_bytes=log.stat().st_size if log.exists() else 0, world_size=self.info.world_size)
 
-    def checkpoint(self):
-        if self.rank0:
-            p = save_checkpoint(self.out / 'last.pt', self.model, train_state=self.train_state())
-            self.emit('on_checkpoint', p)
-        self.last_ckpt = time.monotonic()
+# %% ../nbs/10_training.ipynb #d0229e74
+@patch
+def train_state(self:_Run) -> dict:
+    s = self.state
+    log = self.out / 'metrics.jsonl'
+    return dict(train_config=self.cfg.to_dict(), epoch=s.epoch, step_in_epoch=s.step_in_epoch, global_step=s.global_step,
+                optimizers={k: o.state_dict() for k, o in self.opts.items()}, rng=rng_state(),
+                sums=self.sums, best=self.best, best_epoch=self.best_epoch,
+                log_bytes=log.stat().st_size if log.exists() else 0, world_size=self.info.world_size)
 
-    def restore(self, ck:dict):
-        t = ck['extra']['train_state']
-        self.model.load_state_dict(ck['state_dict'])
-        for k, o in self.opts.items(): o.load_state_dict(t['optimizers'][k])
-        s = self.state
-        s.epoch, s.step_in_epoch, s.global_step = t['epoch'], t['step_in_epoch'], t['global_step']
-        self.sums, self.best, self.best_epoch = t['sums'], t['best'], t['best_epoch']
-        set_rng_state(t['rng'])
-        log = self.out / 'metrics.jsonl'
-        if self.rank0 and log.exists():
-            with open(log, 'r+b') as f: f.truncate(t['log_bytes'])
+@patch
+def checkpoint(self:_Run):
+    if self.rank0:
+        p = save_checkpoint(self.out / 'last.pt', self.model, train_state=self.train_state())
+        self.emit('on_checkpoint', p)
+    self.last_ckpt = time.monotonic()
 
-    def loader(self, epoch:int, start:int):
-        cfg, info = self.cfg, self.info
-        _set_epoch(self.train_data, epoch)
-        bs = EpochBatches(len(self.train_data), cfg.batch_size, cfg.seed, epoch, info.rank, info.world_size, start)
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        return DataLoader(self.train_data, batch_sampler=bs, num_workers=cfg.num_workers, generator=g,
-                          pin_memory=self.device.type == 'cuda', worker_init_fn=one_thread if cfg.num_workers else None)
+@patch
+def restore(self:_Run, ck:dict):
+    t = ck['extra']['train_state']
+    self.model.load_state_dict(ck['state_dict'])
+    for k, o in self.opts.items(): o.load_state_dict(t['optimizers'][k])
+    s = self.state
+    s.epoch, s.step_in_epoch, s.global_step = t['epoch'], t['step_in_epoch'], t['global_step']
+    self.sums, self.best, self.best_epoch = t['sums'], t['best'], t['best_epoch']
+    set_rng_state(t['rng'])
+    log = self.out / 'metrics.jsonl'
+    if self.rank0 and log.exists():
+        with open(log, 'r+b') as f: f.truncate(t['log_bytes'])
 
-    def run_epoch(self):
-        cfg, s, info = self.cfg, self.state, self.info
-        e = s.epoch
-        stage, lr = cfg.stage_at(e), cfg.lr_at(e)
-        set_lr(self.opts, lr)
-        self.model.train()
-        loader = self.loader(e, s.step_in_epoch)
-        steps = loader.batch_sampler.steps
-        if s.step_in_epoch == 0 or self.sums is None: self.sums = dict(n=0, seconds=0.)
-        bar = tqdm(total=steps, initial=s.step_in_epoch, desc=f"epoch {e + 1}/{cfg.epochs} {stage.name}", leave=False,
-                   disable=not (self.progress and self.rank0), dynamic_ncols=True)
-        t_last = time.perf_counter()
-        for batch in loader:
-            batch = _to_device(batch, self.device, self.cl)
-            losses = train_step(self.parts, self.opts, batch, stage, cfg.micro_batches, self.ac)
-            losses = _loss_dict(all_mean(list(losses.values()), info))
-            sync_buffers(self.parts, info.world_size)
-            s.step_in_epoch += 1; s.global_step += 1
-            now = time.perf_counter(); dt, t_last = now - t_last, now
-            for k, v in losses.items(): self.sums[k] = self.sums.get(k, 0.) + v
-            self.sums['n'] += 1; self.sums['seconds'] += dt
-            row = dict(kind='step', epoch=e, step=s.global_step, stage=stage.name, lr=lr, **losses,
-                       seconds=dt, samples_per_s=cfg.batch_size / dt)
-            if s.global_step % cfg.log_every == 0: self.log(row)
-            bar.update(1); bar.set_postfix(loss=f"{losses['loss']:.4g}", sps=f"{cfg.batch_size / dt:.1f}")
-            self.emit('on_step_end', row)
-            due = (cfg.ckpt_steps and s.global_step % cfg.ckpt_steps == 0) or \
-                  (cfg.ckpt_minutes and time.monotonic() - self.last_ckpt >= 60 * cfg.ckpt_minutes)
-            if s.stop or (due and s.step_in_epoch < steps): self.checkpoint()
-            if s.stop: break
-        bar.close()
-        if s.stop: return None
-        return self.end_epoch(stage, lr)
 
-    def end_epoch(self, stage, lr):
-        cfg, s = self.cfg, self.state
-        e, n = s.epoch, max(self.sums['n'], 1)
-        row = dict(kind='epoch', epoch=e, step=s.global_step, stage=stage.name, mode=stage.mode, lr=lr,
-                   **{k: v / n for k, v in self.sums.items() if k.startswith('loss')})
-        last = e + 1 == cfg.epochs
-        if self.val_data is not None and ((e + 1) % cfg.val_every == 0 or last):
-            if self.rank0: row.update(validate(self.model, self.val_data, cfg.batch_size, self.device, cfg.num_workers, cfg.amp))
-            else: row.update(val_nme2d=None, val_nme3d=None)
-        improved = row.get('val_nme3d') is not None and (self.best is None or row['val_nme3d'] < self.best)
-        if improved: self.best, self.best_epoch = row['val_nme3d'], e
-        row.update(best=improved, seconds=self.sums['seconds'],
-                   samples_per_s=self.sums['n'] * cfg.batch_size / max(self.sums['seconds'], 1e-9))
-        self.log(row)
-        s.epoch, s.step_in_epoch = e + 1, 0
-        self.sums = None
-        if self.rank0:
-            if improved: save_checkpoint(self.out / 'best.pt', self.model, epoch=e, step=s.global_step, val_nme3d=row['val_nme3d'],
-                               val_nme2d=row['val_nme2d'], train_config=cfg.to_dict())
-            save_figure(plot_losses(read_metrics(self.out)), self.out / 'loss_curve.png')
-        self.checkpoint()
-        if self.verbose and self.rank0: tqdm.write(epoch_summary(row, cfg.epochs))
-        barrier(self.info)
-        self.emit('on_epoch_end', row)
-        return row
+# %% ../nbs/10_training.ipynb #d2276824
+@patch
+def loader(self:_Run, epoch:int, start:int):
+    cfg, info = self.cfg, self.info
+    _set_epoch(self.train_data, epoch)
+    bs = EpochBatches(len(self.train_data), cfg.batch_size, cfg.seed, epoch, info.rank, info.world_size, start)
+    g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    return DataLoader(self.train_data, batch_sampler=bs, num_workers=cfg.num_workers, generator=g,
+                      pin_memory=self.device.type == 'cuda', worker_init_fn=one_thread if cfg.num_workers else None)
+
+@patch
+def run_epoch(self:_Run):
+    cfg, s, info = self.cfg, self.state, self.info
+    e = s.epoch
+    stage, lr = cfg.stage_at(e), cfg.lr_at(e)
+    set_lr(self.opts, lr)
+    self.model.train()
+    loader = self.loader(e, s.step_in_epoch)
+    steps = loader.batch_sampler.steps
+    if s.step_in_epoch == 0 or self.sums is None: self.sums = dict(n=0, seconds=0.)
+    bar = tqdm(total=steps, initial=s.step_in_epoch, desc=f"epoch {e + 1}/{cfg.epochs} {stage.name}", leave=False,
+               disable=not (self.progress and self.rank0), dynamic_ncols=True)
+    t_last = time.perf_counter()
+    for batch in loader:
+        batch = _to_device(batch, self.device, self.cl)
+        losses = train_step(self.parts, self.opts, batch, stage, cfg.micro_batches, self.ac)
+        losses = _loss_dict(all_mean(list(losses.values()), info))
+        sync_buffers(self.parts, info.world_size)
+        s.step_in_epoch += 1; s.global_step += 1
+        now = time.perf_counter(); dt, t_last = now - t_last, now
+        for k, v in losses.items(): self.sums[k] = self.sums.get(k, 0.) + v
+        self.sums['n'] += 1; self.sums['seconds'] += dt
+        row = dict(kind='step', epoch=e, step=s.global_step, stage=stage.name, lr=lr, **losses,
+                   seconds=dt, samples_per_s=cfg.batch_size / dt)
+        if s.global_step % cfg.log_every == 0: self.log(row)
+        bar.update(1); bar.set_postfix(loss=f"{losses['loss']:.4g}", sps=f"{cfg.batch_size / dt:.1f}")
+        self.emit('on_step_end', row)
+        due = (cfg.ckpt_steps and s.global_step % cfg.ckpt_steps == 0) or \
+              (cfg.ckpt_minutes and time.monotonic() - self.last_ckpt >= 60 * cfg.ckpt_minutes)
+        if s.stop or (due and s.step_in_epoch < steps): self.checkpoint()
+        if s.stop: break
+    bar.close()
+    if s.stop: return None
+    return self.end_epoch(stage, lr)
+
+
+# %% ../nbs/10_training.ipynb #6aec922d
+@patch
+def end_epoch(self:_Run, stage, lr):
+    cfg, s = self.cfg, self.state
+    e, n = s.epoch, max(self.sums['n'], 1)
+    row = dict(kind='epoch', epoch=e, step=s.global_step, stage=stage.name, mode=stage.mode, lr=lr,
+               **{k: v / n for k, v in self.sums.items() if k.startswith('loss')})
+    last = e + 1 == cfg.epochs
+    if self.val_data is not None and ((e + 1) % cfg.val_every == 0 or last):
+        if self.rank0: row.update(validate(self.model, self.val_data, cfg.batch_size, self.device, cfg.num_workers, cfg.amp))
+        else: row.update(val_nme2d=None, val_nme3d=None)
+    improved = row.get('val_nme3d') is not None and (self.best is None or row['val_nme3d'] < self.best)
+    if improved: self.best, self.best_epoch = row['val_nme3d'], e
+    row.update(best=improved, seconds=self.sums['seconds'],
+               samples_per_s=self.sums['n'] * cfg.batch_size / max(self.sums['seconds'], 1e-9))
+    self.log(row)
+    s.epoch, s.step_in_epoch = e + 1, 0
+    self.sums = None
+    if self.rank0:
+        if improved: save_checkpoint(self.out / 'best.pt', self.model, epoch=e, step=s.global_step, val_nme3d=row['val_nme3d'],
+                           val_nme2d=row['val_nme2d'], train_config=cfg.to_dict())
+        save_figure(plot_losses(read_metrics(self.out)), self.out / 'loss_curve.png')
+    self.checkpoint()
+    if self.verbose and self.rank0: tqdm.write(epoch_summary(row, cfg.epochs))
+    barrier(self.info)
+    self.emit('on_epoch_end', row)
+    return row
 
 def epoch_summary(row:dict, epochs:int) -> str:  # an epoch row; total epochs
     "One line per epoch: stage, lr, losses, validation NME, time and throughput."
@@ -422,6 +416,7 @@ def epoch_summary(row:dict, epochs:int) -> str:  # an epoch row; total epochs
            if row.get('val_nme3d') is not None else "")
     return (f"epoch {row['epoch'] + 1}/{epochs} {row['stage']} lr {row['lr']:.2g} | loss {row['loss']:.4g} "
             f"(coord {row['loss_coord']:.4g}, vox {row['loss_vox']:.4g}){val} | {row['seconds']:.1f}s {row['samples_per_s']:.1f} samples/s")
+
 
 # %% ../nbs/10_training.ipynb #0a7f27a9
 def train(train_data,            # Dataset of sample dicts ('image', 'volumes', 'coords'): the training part of the pool
