@@ -50,6 +50,10 @@ def _evaluate(a):
 
 def _train(a):
     from jvcr.training import run_training
+    from jvcr.core import check_output_path
+    out = Path(a.out)
+    if out.exists() and not out.is_dir(): raise ValueError(f"output folder {out} is a file")
+    check_output_path(out / 'train_config.json', 'output folder')        # writable, before the data is loaded
     epochs = None if a.epochs is None else (a.epochs[0] if len(a.epochs) == 1 else tuple(a.epochs))
     kw = {k: v for k, v in dict(device=a.device, batch_size=a.batch, num_workers=a.workers, seed=a.seed).items() if v is not None}
     r = run_training(a.preset, a.data, a.out, epochs=epochs, val_fraction=a.val_fraction, resume=a.resume,
@@ -74,15 +78,21 @@ def _data_check(a):
 # %% ../nbs/15_cli.ipynb #a2d128f8
 def _data_render(a):
     from jvcr.synthetic import render_to_dir
+    cores = os.cpu_count() or 1
+    if a.workers > cores: print(f"jvcr data render: --workers {a.workers} capped at this machine's {cores} cores", file=sys.stderr)
+    existing = 'add' if a.add else 'overwrite' if a.overwrite else 'refuse'
     t0 = time.perf_counter()
-    out = render_to_dir(a.n, a.out, seed=a.seed, progress=not a.no_progress, source=a.source, workers=a.workers, res=a.res)
+    out = render_to_dir(a.n, a.out, seed=a.seed, progress=not a.no_progress, source=a.source, workers=min(a.workers, cores),
+                        res=a.res, existing=existing)
     dt = time.perf_counter() - t0
     print(f"wrote {a.n} faces to {out}/images and their points to {out}/points.json "
-          f"in {dt:.1f} s: {a.n / dt:.1f} faces/s ({a.workers} worker{'s' if a.workers > 1 else ''}, PNG writing included)")
+          f"in {dt:.1f} s: {a.n / dt:.1f} faces/s ({min(a.workers, cores)} worker{'s' if min(a.workers, cores) > 1 else ''}, PNG writing included)")
     return 0
 
 def _data_labels(a):
     from jvcr.aflw_labels import build_labels, validate_labels
+    from jvcr.core import check_output_path
+    if a.json: check_output_path(a.json, 'JSON summary')                 # before minutes of fitting
     lab = build_labels(a.root, progress=not a.no_progress, force=a.force, limit=a.limit)
     rep = dict(n=len(lab), n_failed=lab.n_failed, failures=lab.failures, cache=str(lab.path), key=lab.key)
     print(f"fitted labels: {len(lab)} faces, {lab.n_failed} excluded; cache {lab.path}")
@@ -184,7 +194,10 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
     rd.add_argument('--seed', type=int, default=0, help='face i uses the seed (seed, i)')
     rd.add_argument('--source', default='bfm', choices=['bfm', 'toy'], help='bfm: the 3D face model (needs the data); toy: procedural')
     rd.add_argument('--res', type=int, default=256, help='image side in pixels')
-    rd.add_argument('--workers', type=int, default=1, help='processes')
+    rd.add_argument('--workers', type=int, default=1, help='processes (at most the number of cores)')
+    ow = rd.add_mutually_exclusive_group()
+    ow.add_argument('--add', action='store_true', help='add faces to a folder that already holds a render (same source, seed, res)')
+    ow.add_argument('--overwrite', action='store_true', help='replace the faces of a folder that already holds a render')
     rd.add_argument('--no-progress', action='store_true', help='no progress bar')
     rd.set_defaults(func=_data_render)
     lb = dsub.add_parser('labels', help='fit 3D labels to the AFLW crops (cached) and optionally validate them')
@@ -215,5 +228,5 @@ def main(argv=None):
         p.print_help(); return 2
     try: return a.func(a)
     except (ValueError, FileNotFoundError, KeyError) as e:  # user errors: one clear line, no traceback
-        print(f"jvcr {a.command}: error: {e}", file=sys.stderr)
+        print(f"jvcr {' '.join(filter(None, (a.command, getattr(a, 'data_command', None))))}: error: {e}", file=sys.stderr)
         return 2

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #a1473e51
 from __future__ import annotations
-import datetime, hashlib, json, os, platform, subprocess, sys, tempfile, time
+import contextlib, datetime, hashlib, json, os, platform, re, subprocess, tempfile, time
 from pathlib import Path
 import jvcr
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'DATA_SETS', 'DataError', 'data_root', 'data_setting', 'in_ci', 'data_status', 'data_flags', 'repo_root',
            'cache_dir', 'atomic_write', 'write_json', 'check_output_path', 'sha256_file', 'git_commit', 'provenance',
-           'one_thread']
+           'one_thread', 'worker_error', 'run_lock']
 
 # %% ../nbs/00_core.ipynb #207def3e
 class DataError(ValueError):
@@ -148,3 +148,34 @@ def one_thread(worker_id:int=0):  # DataLoader worker index (unused)
     "DataLoader `worker_init_fn`: one torch thread per worker process."
     import torch
     torch.set_num_threads(1)
+
+def worker_error(e:Exception) -> str:  # an exception re-raised from a DataLoader worker
+    "The error itself, without the worker's traceback that torch puts around it (one line for the user)."
+    lines = [l for l in str(e).strip().splitlines() if l.strip()]
+    return re.sub(r'^[\w.]+(Error|Exception): ', '', lines[-1]) if 'Original Traceback' in str(e) else str(e)
+
+# %% ../nbs/00_core.ipynb #ee2fff3d
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+@contextlib.contextmanager
+def run_lock(out) -> Path:  # the run folder (created)
+    "Hold `out/.lock` (this process's pid) while a run writes there: a second run into the folder is refused, naming the holder."
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    lock = out / '.lock'
+    for _ in range(3):
+        try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY); break
+        except FileExistsError:
+            try: pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError): pid = 0
+            if pid and _alive(pid):
+                raise ValueError(f"{out} is in use by another training run (pid {pid}, lock file {lock}): "
+                                 "wait for it to finish or choose another folder; nothing was written") from None
+            lock.unlink(missing_ok=True)                              # a stale lock: the process that held it is gone
+    else: raise ValueError(f"cannot take the lock {lock}")
+    os.write(fd, str(os.getpid()).encode()); os.close(fd)
+    try: yield lock
+    finally: lock.unlink(missing_ok=True)

@@ -19,10 +19,10 @@ from .facemodel import load_face_model, pts_from_mat
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'AFLW2000_CROPS', 'KNOWN_FOLDERS', 'BFM_FILES', 'AFLW2000_YAW_BINS', 'open_image', 'load_image',
-           'FaceSample', 'FaceSource', 'verify_images', 'read_aflw2000_mat', 'box_from_3ddfa', 'load_aflw2000_3d',
-           'yaw_bin_counts', 'read_300w_lp_mat', 'load_300w_lp', 'read_pts', 'read_pts_sample', 'load_pts_folder',
-           'load_reference_json', 'save_landmark_folder', 'expand_66', 'load_landmark_folder', 'verify_checksums',
-           'check_data_root', 'format_report']
+           'check_image', 'TestSetError', 'FaceSample', 'FaceSource', 'verify_images', 'read_aflw2000_mat',
+           'box_from_3ddfa', 'load_aflw2000_3d', 'yaw_bin_counts', 'read_300w_lp_mat', 'load_300w_lp', 'read_pts',
+           'read_pts_sample', 'load_pts_folder', 'load_reference_json', 'save_landmark_folder', 'expand_66',
+           'load_landmark_folder', 'verify_checksums', 'check_data_root', 'format_report']
 
 # %% ../nbs/04_datasets.ipynb #b500a02c
 def open_image(path):  # image file in any format PIL reads
@@ -42,7 +42,21 @@ def load_image(path):  # image file in any format PIL reads
     "Read an image as an HxWx3 uint8 RGB array (see `open_image`)."
     return np.asarray(open_image(path))
 
+def check_image(path):  # image file
+    "Decode `path` cheaply (JPEG at 1/8 scale): `DataError` naming it when it is missing, truncated, corrupt or not an image."
+    path = Path(path)
+    if not path.is_file(): raise DataError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.draft('RGB', (max(1, im.width // 8), max(1, im.height // 8)))   # JPEG: decode at a reduced scale
+            im.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read image {path}: {e}") from None
+
 # %% ../nbs/04_datasets.ipynb #2dfc1d2d
+class TestSetError(DataError):
+    "A file of the AFLW2000-3D test set where training data was expected: always refused, never skipped."
+
 def _check_pts(pts, where, n=N_LANDMARKS):
     "`pts` as an (n, 3) float64 array; `DataError` naming `where` if the shape is wrong or a value is NaN/inf."
     try: pts = np.asarray(pts, dtype=np.float64)
@@ -101,7 +115,13 @@ def _bulk(name, items, read, on_error='raise', file_of=str):  # source name; ann
     if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     samples, skipped = [], []
     for item in items:
-        try: samples.append(read(item))
+        try:
+            try: s = read(item)
+            except DataError: raise
+            except ValueError as e: raise DataError(f"{file_of(item)}: {e}") from None   # e.g. a face of zero size
+            if on_error == 'skip' and s.image is None: check_image(s.image_path)      # a bad image is skipped now, not mid-training
+            samples.append(s)
+        except TestSetError: raise                                                     # never skipped: refused
         except DataError as e:
             if on_error == 'raise': raise
             skipped.append((file_of(item), str(e)))
@@ -199,7 +219,8 @@ _3DMM_KEYS = ['Pose_Para', 'Shape_Para', 'Exp_Para', 'pt2d']
 
 def read_300w_lp_mat(mat_path, model=None, expand:float=1.25):  # .mat file; a jvcr.facemodel.FaceModel (default: the data root's bfm/); box expansion
     "One 300W-LP face: 3D points from its 3DMM parameters through the face model."
-    m = _loadmat(mat_path, _3DMM_KEYS)
+    m = _loadmat(mat_path, _3DMM_KEYS + ['pt3d_68'])
+    if 'pt3d_68' in m: raise TestSetError(f"{mat_path} has pt3d_68: an AFLW2000-3D file, the test set, where 300W-LP was expected (never trained on)")
     missing = [k for k in _3DMM_KEYS[:3] if k not in m]
     if missing: raise DataError(f"{mat_path} has no {', '.join(missing)}; expected a 300W-LP .mat with 3DMM parameters")
     img = _image_for(mat_path)
@@ -404,6 +425,11 @@ def _check_crops(d, rep):
         if a.shape != (len(names),) + shape: probs.append(f"{d / f} has shape {a.shape}, expected {(len(names),) + shape}")
     missing = [n for n in names if not (d / 'images' / n).is_file()]
     if missing: probs.append(f"{len(missing)} images listed in {d / 'list.txt'} are missing, e.g. {d / 'images' / missing[0]}")
+    bad = []
+    for n in sorted(set(names) - set(missing)):
+        try: check_image(d / 'images' / n)
+        except DataError as e: bad.append(str(e))
+    probs += bad[:10] + ([f"... and {len(bad) - 10} more unreadable images in {d / 'images'}"] if len(bad) > 10 else [])
     return f"{len(names)} faces", probs
 
 def _check_bfm(d, rep):
@@ -422,7 +448,7 @@ def _check_300w_lp(d, rep):  # the .mat fields and images only: the face model i
             m = _loadmat(f, _3DMM_KEYS[:3])
             missing = [k for k in _3DMM_KEYS[:3] if k not in m]
             if missing: raise DataError(f"{f} has no {', '.join(missing)}")
-            _image_for(f); n += 1
+            check_image(_image_for(f)); n += 1
         except DataError as e: probs.append(str(e))
     return f"{n} faces", probs
 

@@ -83,7 +83,7 @@ def procedural_source(n:int, folder, seed:int=0, res:int=256, progress:bool=Fals
         try:
             m = json.loads(f.read_text()); ok = (m.get('n'), m.get('seed'), m.get('source'), m.get('res')) == (n, seed, 'toy', res)
         except json.JSONDecodeError: ok = False
-    if not ok: render_to_dir(n, folder, seed=seed, source='toy', progress=progress, res=res)
+    if not ok: render_to_dir(n, folder, seed=seed, source='toy', progress=progress, res=res, existing='overwrite')
     return load_rendered(folder, 'procedural')
 
 # %% ../nbs/05b_pool.ipynb #d68df8a4

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_synthetic.ipynb #d23a2cbb
 from __future__ import annotations
-import io, json
+import io, json, os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache, cached_property
@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 from .landmarks import N_LANDMARKS, canonical_face_3d
 from .facemodel import FaceModel, load_face_model, pose_matrix, project
-from .core import data_root
+from .core import check_output_path, data_root, write_json
 from .config import get_config
 from .geometry import CropTransform
 from .datasets import FaceSample, FaceSource
@@ -480,21 +480,49 @@ def _render_one(args):
     Image.fromarray(f.image).save(Path(out) / name)
     return dict(image=name, pts=f.pts.tolist(), yaw=f.yaw, pitch=f.pitch, roll=f.roll, visible=f.visible.tolist(), source=f.params['source'])
 
-def render_to_dir(n:int, out, seed:int=0, progress:bool=True, source:str='bfm', workers:int=1, **kw):  # faces; folder; seed; tqdm bar; 'bfm' | 'toy'; processes; render_face options
+def _prepare_out(out:Path, existing:str, source:str, seed:int, res:int) -> list:
+    "Check the output folder before any work; returns the faces already there that are kept (existing='add')."
+    if existing not in ('refuse', 'add', 'overwrite'): raise ValueError(f"existing must be 'refuse', 'add' or 'overwrite', got {existing!r}")
+    if out.exists() and not out.is_dir(): raise ValueError(f"output folder {out} is a file")
+    check_output_path(out / 'points.json', 'output folder')
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries: return []
+    if existing == 'refuse':
+        raise ValueError(f"output folder {out} is not empty ({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}): "
+                         "add faces to it with existing='add' (jvcr data render --add), replace them with existing='overwrite' "
+                         "(--overwrite), or choose another folder; nothing was written")
+    meta = json.loads((out / 'points.json').read_text()) if (out / 'points.json').is_file() else None
+    if existing == 'overwrite':
+        if meta is None and any(e != 'images' for e in entries): raise ValueError(f"{out} holds files but no points.json: not a render folder; nothing was removed")
+        for p in (out / 'images').glob('*.png'): p.unlink()
+        (out / 'points.json').unlink(missing_ok=True)
+        return []
+    if meta is None: raise ValueError(f"cannot add to {out}: it has no points.json (not a folder written by jvcr data render)")
+    old = (meta.get('source'), meta.get('seed'), meta.get('res'))
+    if old != (source, seed, res): raise ValueError(f"cannot add to {out}: it holds source/seed/res {old}, this run {(source, seed, res)}")
+    return meta['faces']
+
+def render_to_dir(n:int, out, seed:int=0, progress:bool=True, source:str='bfm', workers:int=1,
+                  existing:str='refuse', **kw):  # faces; folder; seed; tqdm bar; 'bfm' | 'toy'; processes (at most the cores); a non-empty folder: 'refuse', 'add' or 'overwrite'; render_face options
     "Write n rendered faces to `out/images/*.png` and their 68x3 points to `out/points.json`; returns `out`."
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative integer, got {n!r}")
     if source not in ('bfm', 'toy'): raise ValueError(f"source must be 'bfm' or 'toy', got {source!r}")
-    out = Path(out); (out / 'images').mkdir(parents=True, exist_ok=True)
+    if not isinstance(workers, int) or workers < 1: raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = min(workers, os.cpu_count() or 1)                  # more processes than cores only slow the run down
+    out = Path(out)
+    kept = _prepare_out(out, existing, source, seed, kw.get('res', 256))
+    (out / 'images').mkdir(parents=True, exist_ok=True)
     if source == 'bfm': load_face_model(); load_dense_face()  # fail early (and load once before forking)
-    jobs = [(i, seed, str(out), source, kw) for i in range(n)]
+    jobs = [(i, seed, str(out), source, kw) for i in range(len(kept), len(kept) + n)]
     if workers > 1 and n > 1:
         with ProcessPoolExecutor(workers, mp_context=get_context('fork')) as ex:
             recs = list(tqdm(ex.map(_render_one, jobs, chunksize=4), total=n, disable=not progress, desc='render'))
     else: recs = [_render_one(j) for j in tqdm(jobs, disable=not progress, desc='render')]
-    meta = dict(convention=CONVENTION, source=source, seed=seed, n=n, res=kw.get('res', 256), faces=recs)
+    meta = dict(convention=CONVENTION, source=source, seed=seed, n=len(kept) + n, res=kw.get('res', 256), faces=kept + recs)
     if source == 'bfm': meta['licence'] = 'derived from the Basel Face Model 2009: non-commercial research only, no redistribution'
-    (out / 'points.json').write_text(json.dumps(meta))
+    write_json(out / 'points.json', meta)
     return out
+
 
 # %% ../nbs/05_synthetic.ipynb #d215ea1e
 def toy_source(n:int, res:int=96, seed:int=0, first:int=0) -> FaceSource:  # faces; image side; seed; index of the first face

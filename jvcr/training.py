@@ -4,8 +4,7 @@
 
 # %% ../nbs/10_training.ipynb #d2d665b7
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, random, re, time
-from fastcore.basics import patch
+import contextlib, json, random, re, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,17 +14,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from .core import git_commit, one_thread
-from .devices import resolve_device, DistInfo, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state
-from .testing import random_batch
-from .config import (JVCRConfig, PRESETS, get_config, MODES, Stage, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS,
-                         get_train_config, scale_stages, schedule_table)
+from fastcore.basics import patch
+from .core import DataError, git_commit, one_thread, run_lock, worker_error
+from .devices import resolve_device, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state
+from .config import JVCRConfig, get_config, Stage, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS, get_train_config
 from .model import JVCR, config_dict, save_checkpoint
-from .metrics import nme_2d, nme_3d, TIMING_KEYS, read_metrics, plot_losses, save_figure
+from .metrics import nme_2d, nme_3d, read_metrics, plot_losses, save_figure
 from .landmarks import N_LANDMARKS
-from .augment import JVCRDataset, EpochBatches, epoch_order
+from .augment import JVCRDataset, EpochBatches
 from .pool import load_pool
-
 
 # %% auto #0
 __all__ = ['OUT_FILES', 'TrainableModel', 'voxel_losses', 'coord_loss', 'train_step', 'make_optimizers', 'set_lr', 'validate',
@@ -185,13 +182,17 @@ def _diff(old:dict, new:dict, prefix:str) -> list:
     return [f"{prefix}{k}: stored {old.get(k, '<absent>')!r}, now {new.get(k, '<absent>')!r}"
             for k in keys if k not in RUNTIME_FIELDS and old.get(k, '<absent>') != new.get(k, '<absent>')]
 
+def _died_early(out:Path) -> bool:
+    "Whether `out` holds only what a run leaves before its first checkpoint (no weights: nothing to lose by starting over)."
+    return not any((out / f).exists() for f in ('last.pt', 'best.pt'))
+
 def check_out_dir(out, cfg:TrainConfig, model_config:dict, resume:bool):  # output folder; settings; model config as a dict; continue?
     "Validate the output folder for a run; returns the loaded last.pt when resuming one (else None)."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"output folder {out} is a file")
     present = [f for f in OUT_FILES if (out / f).exists()]
     if not resume:
-        if present: raise ValueError(f"{out} already holds a training run ({', '.join(present)}); pass resume=True to continue it, "
+        if present and not _died_early(out): raise ValueError(f"{out} already holds a training run ({', '.join(present)}); pass resume=True to continue it, "
                                      "or choose another folder (nothing was overwritten)")
         return None
     stored = out / 'train_config.json'
@@ -443,28 +444,36 @@ def train(train_data,            # Dataset of sample dicts ('image', 'volumes', 
     info = init_distributed(device)
     try:
         ck = check_out_dir(out, cfg, config_dict(model), resume)   # every process checks before rank 0 writes
-        barrier(info)
-        _seed_all(cfg.seed)
-        if info.world_size > 1 and device.type == 'cuda': model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model.to(device)
-        if info.rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / 'train_config.json').write_text(json.dumps(dict(train=cfg.to_dict(), model=config_dict(model)), indent=1) + '\n')
-        barrier(info)
-        run = _Run(cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose)
-        if ck is not None: run.restore(ck)
-        run.emit('on_train_begin')
-        while run.state.epoch < cfg.epochs and not run.state.stop: run.run_epoch()
-        summary = dict(out=out, epochs_done=run.state.epoch, global_step=run.state.global_step, best_val_nme3d=run.best,
-                       best_epoch=run.best_epoch, stopped=run.state.stop, device=str(device), world_size=info.world_size,
-                       git_commit=git_commit()['git_commit'],                     # the code that trained (this call)
-                       seconds=round(sum(r.get('seconds') or 0 for r in read_metrics(out, 'epoch')), 1) if info.rank == 0 else None)  # wall time, resumed parts included
-        run.emit('on_train_end', summary)
-        return dict(summary, model=model)
+        with (run_lock(out) if info.rank == 0 else contextlib.nullcontext()):
+            return _train(cfg, model, train_data, val_data, out, info, device, ck, callbacks, progress, verbose)
+    except DataError as e:                       # raised in a DataLoader worker: torch prepends the worker's traceback
+        raise DataError(worker_error(e)) from None
     finally:
         if info.created:
             import torch.distributed as dist
             dist.destroy_process_group()
+
+def _train(cfg, model, train_data, val_data, out, info, device, ck, callbacks, progress, verbose) -> dict:
+    "The body of `train`, inside the run folder's lock."
+    barrier(info)
+    _seed_all(cfg.seed)
+    if info.world_size > 1 and device.type == 'cuda': model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if info.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'train_config.json').write_text(json.dumps(dict(train=cfg.to_dict(), model=config_dict(model)), indent=1) + '\n')
+        if ck is None and (out / 'metrics.jsonl').exists(): (out / 'metrics.jsonl').write_text('')   # a run that died before its first checkpoint
+    barrier(info)
+    run = _Run(cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose)
+    if ck is not None: run.restore(ck)
+    run.emit('on_train_begin')
+    while run.state.epoch < cfg.epochs and not run.state.stop: run.run_epoch()
+    summary = dict(out=out, epochs_done=run.state.epoch, global_step=run.state.global_step, best_val_nme3d=run.best,
+                   best_epoch=run.best_epoch, stopped=run.state.stop, device=str(device), world_size=info.world_size,
+                   git_commit=git_commit()['git_commit'],                     # the code that trained (this call)
+                   seconds=round(sum(r.get('seconds') or 0 for r in read_metrics(out, 'epoch')), 1) if info.rank == 0 else None)  # wall time, resumed parts included
+    run.emit('on_train_end', summary)
+    return dict(summary, model=model)
 
 # %% ../nbs/10_training.ipynb #6b902826
 def run_training(preset:str='tiny',        # training preset (its model preset comes with it)
