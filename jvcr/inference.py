@@ -247,7 +247,9 @@ def load_exported(path):  # a file written by `export_model` (.pt TorchScript or
         import onnxruntime as ort
         s = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
         return lambda x: s.run(None, {'image': np.asarray(x, dtype=np.float32)})[0]
-    ts = torch.jit.load(str(path), map_location='cpu')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)     # torch 2.13 deprecates TorchScript in favour of torch.export
+        ts = torch.jit.load(str(path), map_location='cpu')
     def run(x):
         with torch.inference_mode(): return ts(torch.as_tensor(np.asarray(x, dtype=np.float32))).numpy()
     return run
