@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .core import DataError, atomic_write, check_output_path
 from .landmarks import N_LANDMARKS, SKELETON
 from .geometry import CropTransform
-from .volumes import coord_target, coords_to_crop
+from .volumes import coords_to_crop
 from .datasets import open_image
 from .model import load_checkpoint
 from .devices import resolve_device
