@@ -210,13 +210,19 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
     lb.set_defaults(func=_data_labels)
 
 
+# %% ../nbs/15_cli.ipynb #3b78055c
+def _add_predict_export(sub):  # argparse subparsers of `jvcr`
+    "`jvcr predict` and `jvcr export`, defined with the predictor in `jvcr.inference`."
+    from jvcr.inference import add_predict_parser, add_export_parser
+    add_predict_parser(sub); add_export_parser(sub)
+
 # %% ../nbs/15_cli.ipynb #649d9d2c
 def build_parser():
     "The argument parser of the `jvcr` console script."
     p = argparse.ArgumentParser(prog='jvcr', description='Joint Voxel and Coordinate Regression (ICPR 2018): '
                                 '3D facial landmarks. Every subcommand has --help.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
-    for add in (_add_bench, _add_reproduce, _add_evaluate, _add_train, _add_data): add(sub)
+    for add in (_add_predict_export, _add_bench, _add_reproduce, _add_evaluate, _add_train, _add_data): add(sub)
     return p
 
 # %% ../nbs/15_cli.ipynb #6e9dbf79
@@ -227,6 +233,6 @@ def main(argv=None):
     if not getattr(a, 'func', None):
         p.print_help(); return 2
     try: return a.func(a)
-    except (ValueError, FileNotFoundError, KeyError) as e:  # user errors: one clear line, no traceback
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:  # user errors (a missing extra too): one clear line, no traceback
         print(f"jvcr {' '.join(filter(None, (a.command, getattr(a, 'data_command', None))))}: error: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from .metrics import PROTOCOLS, MetricAccumulator, get_protocol, BIN_NAMES
 from .volumes import coords_to_crop
 
 # %% auto #0
-__all__ = ['DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor', 'ModelPredictor', 'evaluate',
+__all__ = ['DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor', 'predict_crops', 'ModelPredictor', 'evaluate',
            'evaluation_report', 'run_evaluation']
 
 # %% ../nbs/11_evaluation.ipynb #ec25a833
@@ -46,19 +46,24 @@ class MeanFacePredictor:
         return np.stack(out)
 
 # %% ../nbs/11_evaluation.ipynb #d4c19d2d
+def predict_crops(model, crops, transforms, device='cpu', return_volumes:bool=False):  # a JVCR (eval mode, on `device`); (B, R, R, 3) uint8 input crops; one CropTransform per crop; torch device; also return the volumes
+    "Run `model` on input crops and map its 68 points back to image pixels with each crop's exact inverse: (B, 68, 3) [, volumes]."
+    with torch.inference_mode():
+        x = torch.from_numpy(np.asarray(crops)).to(device).permute(0, 3, 1, 2).float() / 255  # (B, 3, R, R)
+        vols, coords = model(x)                                                            # coords (B, 71, 3): crop px / 255
+    params = np.stack([t.to_array() for t in transforms])
+    pts = uncrop_points(coords_to_crop(coords.float().cpu().numpy()), params, model.config.in_res)[:, :N_LANDMARKS]
+    return (pts, [v.float().cpu().numpy() for v in vols]) if return_volumes else pts  # volumes: one (B, d_i, R, R) per stack
+
 class ModelPredictor:
     "Predict with a `jvcr.model.JVCR`: crop, forward, map the coordinates back to image pixels."
     def __init__(self, model, device='cpu', name:str='model'):  # a JVCR (eval mode is set); torch device
         self.model, self.device, self.name = model.eval().to(device), torch.device(device), name
         self.res = model.config.in_res
 
-    @torch.inference_mode()
     def __call__(self, samples):
-        imgs = np.stack([s.crop.crop_image(s.load_image(), self.res) for s in samples])
-        x = torch.from_numpy(imgs).to(self.device).permute(0, 3, 1, 2).float() / 255  # (B, 3, R, R)
-        coords = self.model(x)[1].float().cpu().numpy()                             # (B, 71, 3), crop/255
-        params = np.stack([s.crop.to_array() for s in samples])
-        return uncrop_points(coords_to_crop(coords), params, self.res)[:, :N_LANDMARKS]  # coords: input-crop px / 255
+        crops = np.stack([s.crop.crop_image(s.load_image(), self.res) for s in samples])
+        return predict_crops(self.model, crops, [s.crop for s in samples], self.device)
 
 # %% ../nbs/11_evaluation.ipynb #9582d044
 def _ids(samples): return [s.id for s in samples]

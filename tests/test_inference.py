@@ -1,0 +1,230 @@
+"""jvcr.inference: image forms, bad input naming the image, the CLI's JSON/CSV output and failures, parity with the
+evaluation's ModelPredictor on AFLW2000-3D, and TorchScript/ONNX export parity."""
+import csv, json
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+import fastcore.test as fct
+import jvcr.inference as ji
+from jvcr.model import JVCR, save_checkpoint, CheckpointError
+from jvcr.synthetic import procedural_face
+
+# Export parity bounds, max |exported - eager| over the 71 points in input-crop pixels, fp32, untrained `tiny` model
+# (64-px crops, 3 random crops). Measured on 2 CPU cores, torch 2.13.0: TorchScript 0 exactly, ONNX Runtime 1.32
+# about 1e-5. The bounds leave room for other CPUs' kernels.
+TS_BOUND, ONNX_BOUND = 1e-4, 1e-3
+
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny.pt', JVCR('tiny'))
+
+
+@pytest.fixture(scope='module')
+def pred(ckpt): return ji.Predictor.from_checkpoint(ckpt)
+
+
+@pytest.fixture(scope='module')
+def face(): return procedural_face(5, res=96, yaw_range=(-30, 30), degradation=False)
+
+
+def _box(face): return ji.landmark_box(face.pts)
+
+
+def test_image_files_of_every_kind(tmp_path, pred, face):
+    "PNG, JPEG, grayscale, RGBA and 16-bit files predict; each equals the prediction on its decoded pixels."
+    rgb, box = face.image, _box(face)
+    gray = np.asarray(Image.fromarray(rgb).convert('L'))
+    files = {'rgb.png': Image.fromarray(rgb), 'rgb.jpg': Image.fromarray(rgb), 'gray.png': Image.fromarray(gray),
+             'rgba.png': Image.fromarray(np.dstack([rgb, np.full(gray.shape, 128, np.uint8)])),
+             'g16.png': Image.fromarray(gray.astype(np.uint16) * 257)}
+    for name, im in files.items(): im.save(tmp_path / name)
+    pts = pred.predict([tmp_path / n for n in files], [box] * len(files), batch_size=1)
+    assert pts.shape == (5, 68, 3) and np.isfinite(pts).all()
+    fct.test_close(pts[..., 2].mean(-1), 0, eps=1e-9)
+    same = pred.predict([rgb, rgb, gray, rgb, gray], [box] * 5, batch_size=1)
+    for i in (0, 2, 3, 4): fct.test_eq(pts[i], same[i])     # lossless files: the very pixels
+    assert np.abs(pts[1] - same[1]).max() < 5                 # JPEG: close, not equal
+
+
+def test_array_forms_agree(pred, face):
+    "uint8, float in [0, 1], uint16, RGBA arrays and PIL images give the same points."
+    rgb, box = face.image, _box(face)
+    forms = [rgb, rgb / 255., (rgb / 255.).astype(np.float32), rgb.astype(np.uint16) * 257,
+             np.dstack([rgb, np.zeros(rgb.shape[:2], np.uint8)]), Image.fromarray(rgb)]
+    pts = pred.predict(forms, [box] * len(forms), batch_size=1)
+    for p in pts[1:]: fct.test_eq(p, pts[0])
+
+
+def test_volumes_and_batches(pred, face):
+    "return_volumes gives one (N, d_i, R, R) per stack; a 4-d array is a batch; batch size changes only float rounding."
+    rgb, box = face.image, _box(face)
+    pts, vols = pred.predict(np.stack([rgb] * 3), [box] * 3, return_volumes=True, batch_size=2)
+    fct.test_eq([v.shape for v in vols], [(3, 2, 16, 16), (3, 16, 16, 16)])
+    fct.test_close(pred.predict([rgb] * 3, [box] * 3, batch_size=3), pts, eps=1e-4)
+
+
+@pytest.mark.parametrize('name,content,expect', [
+    ('empty.jpg', b'', 'cannot read image'),
+    ('text.png', b'hello, not an image', 'cannot read image'),
+    ('truncated.png', None, 'cannot read image'),
+])
+def test_bad_files_name_the_file(tmp_path, pred, face, name, content, expect):
+    "Unreadable, empty, truncated or non-image files: the error names the file."
+    f = tmp_path / name
+    if content is None:
+        Image.fromarray(face.image).save(f)
+        f.write_bytes(f.read_bytes()[:200])
+    else: f.write_bytes(content)
+    fct.test_fail(lambda: pred.predict(f, _box(face)), contains=f"{expect} {f}")
+
+
+def test_bad_input_messages(tmp_path, pred, face):
+    "Missing files, bad arrays, bad boxes and no box at all: clear errors naming the image."
+    rgb, box = face.image, _box(face)
+    fct.test_fail(lambda: pred.predict(tmp_path / 'missing.jpg', box), contains=f"image not found: {tmp_path / 'missing.jpg'}")
+    fct.test_fail(lambda: pred.predict([rgb, rgb * 255.], [box, box]), contains='image 1 (ndarray): float images must lie in [0, 1]')
+    fct.test_fail(lambda: pred.predict([rgb, np.full(rgb.shape, np.nan)], [box, box]), contains='image 1 (ndarray): float image contains NaN')
+    fct.test_fail(lambda: pred.predict(rgb.astype(np.int64), box), contains='image 0 (ndarray): unsupported dtype int64')
+    fct.test_fail(lambda: pred.predict(rgb[..., :2], box), contains='image 0 (ndarray): expected an HxW, HxWx3 or HxWx4')
+    fct.test_fail(lambda: pred.predict(rgb, (10, 10, 5, 50)), contains='zero or negative size')
+    fct.test_fail(lambda: pred.predict(rgb, (10, 10, 10, 50)), contains='zero or negative size')
+    fct.test_fail(lambda: pred.predict(rgb, (500, 10, 600, 50)), contains='lies outside the 96x96 image')
+    Image.fromarray(rgb).save(tmp_path / 'a.png')
+    fct.test_fail(lambda: pred.predict(tmp_path / 'a.png', (-90, -90, -60, -60)), contains=f"{tmp_path / 'a.png'}: box")
+    fct.test_fail(lambda: pred.predict(rgb), contains='no face detector yet')
+
+
+def test_bad_checkpoints(tmp_path):
+    "A missing or foreign checkpoint is a CheckpointError naming the file."
+    fct.test_fail(lambda: ji.Predictor.from_checkpoint(tmp_path / 'none.pt'), contains='no such checkpoint')
+    torch.save({'state_dict': {}}, tmp_path / 'foreign.pt')
+    with pytest.raises(CheckpointError, match='not a jvcr checkpoint'): ji.Predictor.from_checkpoint(tmp_path / 'foreign.pt')
+
+
+def test_predict_files_keeps_the_good_ones(tmp_path, pred, face):
+    "One bad file among good ones: the others get their points, the bad one is a failure naming it."
+    rgb, box = face.image, _box(face)
+    Image.fromarray(rgb).save(tmp_path / 'a.png')
+    (tmp_path / 'b.jpg').write_bytes(b'junk')
+    r = pred.predict_files([tmp_path / 'a.png', tmp_path / 'b.jpg', tmp_path / 'a.png'], [box, box, (0, 0, 0, 0)], batch_size=8)
+    assert r.points[0] is not None and r.points[1] is None and r.points[2] is None
+    fct.test_eq([f[0] for f in r.failures], [tmp_path / 'b.jpg', tmp_path / 'a.png'])
+    assert str(tmp_path / 'b.jpg') in r.failures[0][1] and 'zero or negative size' in r.failures[1][1]
+
+
+def _argv(images, ckpt, out, *extra): return ['predict', *map(str, images), '--checkpoint', str(ckpt), '--out', str(out), '--no-progress', *extra]
+
+
+def test_cli_json_and_csv(tmp_path, ckpt, pred, face, capsys):
+    "JSON: {image: 68 [x, y, z], 'image#box': box}; CSV: one row per image; --box for every image; overlays."
+    rgb, box = face.image, _box(face)
+    Image.fromarray(rgb).save(tmp_path / 'a.png')
+    Image.fromarray(rgb[:, ::-1]).save(tmp_path / 'b.png')
+    imgs = [tmp_path / 'a.png', tmp_path / 'b.png']
+    ref = pred.predict(imgs, [box, box])
+    assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'p.json', '--box', *map(str, box), '--overlay', str(tmp_path / 'ov'))) == 0
+    out = json.loads((tmp_path / 'p.json').read_text())
+    fct.test_eq(sorted(out), sorted([str(imgs[0]), f"{imgs[0]}#box", str(imgs[1]), f"{imgs[1]}#box"]))
+    fct.test_close(np.array(out[str(imgs[1])]), ref[1], eps=1e-4)
+    fct.test_close(out[f"{imgs[0]}#box"], list(box), eps=1e-12)
+    fct.test_eq(sorted(p.name for p in (tmp_path / 'ov').iterdir()), ['a.png', 'b.png'])
+    fct.test_eq(Image.open(tmp_path / 'ov' / 'a.png').size, (96, 96))
+    (tmp_path / 'boxes.csv').write_text(f"image,x0,y0,x1,y1\na.png,{','.join(map(str, box))}\n{imgs[1]},{','.join(map(str, box))}\n")
+    assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'sub' / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
+    rows = list(csv.reader((tmp_path / 'sub' / 'p.csv').read_text().splitlines()))
+    fct.test_eq((len(rows), len(rows[0])), (3, 1 + 4 + 68 * 3))
+    fct.test_eq(rows[0][:8], ['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'x0', 'y0', 'z0'])
+    fct.test_eq(rows[1][0], str(imgs[0]))
+    fct.test_close(np.array(rows[2][5:], dtype=float).reshape(68, 3), ref[1], eps=1e-4)
+    assert 'wrote 2 of 2' in capsys.readouterr().out
+
+
+def test_cli_one_bad_file(tmp_path, ckpt, face, capsys):
+    "A bad file among good ones: the others are written, the bad one is one line on stderr, exit status 1."
+    box = _box(face)
+    for n in ('a', 'c'): Image.fromarray(face.image).save(tmp_path / f'{n}.png')
+    (tmp_path / 'b.png').write_bytes(b'\x89PNG broken')
+    imgs = [tmp_path / n for n in ('a.png', 'b.png', 'c.png', 'd.png')]  # d.png: no box in the CSV (and no file)
+    (tmp_path / 'boxes.csv').write_text('image,x0,y0,x1,y1\n' + ''.join(f"{n},{','.join(map(str, box))}\n" for n in 'abc' for n in [f'{n}.png']))
+    assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'p.json', '--boxes', str(tmp_path / 'boxes.csv'))) == 1
+    out = json.loads((tmp_path / 'p.json').read_text())
+    fct.test_eq(sorted(k for k in out if '#' not in k), [str(imgs[0]), str(imgs[2])])
+    err = capsys.readouterr().err.strip().splitlines()
+    fct.test_eq(len(err), 2)
+    assert str(imgs[1]) in err[0] and str(imgs[3]) in err[1] and 'no face box' in err[1]
+
+
+def test_cli_checks_before_work(tmp_path, ckpt, face, capsys):
+    "Bad output paths, a missing checkpoint and a missing box stop with status 2 and one line, nothing written."
+    Image.fromarray(face.image).save(tmp_path / 'a.png')
+    box = [str(v) for v in _box(face)]
+    (tmp_path / 'file').write_text('x')
+    cases = [(_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.txt', '--box', *box), 'give a .json or .csv'),
+             (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'file' / 'p.json', '--box', *box), 'is a file, not a folder'),
+             (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json', '--box', *box, '--overlay', str(tmp_path / 'file')), 'is a file, not a folder'),
+             (_argv([tmp_path / 'a.png'], tmp_path / 'none.pt', tmp_path / 'p.json', '--box', *box), 'no such checkpoint'),
+             (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json'), 'no face detector yet')]
+    for argv, msg in cases:
+        assert ji.predict_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'p.json').exists()
+
+
+def test_parity_with_model_predictor(real_data, tmp_path):
+    "On AFLW2000-3D faces with the evaluation's boxes, Predictor equals ModelPredictor: x, y exactly, z after centring."
+    from jvcr.datasets import read_aflw2000_mat
+    from jvcr.evaluation import ModelPredictor
+    from jvcr.model import load_checkpoint
+    torch.manual_seed(1)
+    path = save_checkpoint(tmp_path / 'small.pt', JVCR('cpu_small'))
+    faces = [read_aflw2000_mat(m) for m in sorted((real_data / 'aflw2000_3d').glob('*.mat'))[::334]]  # 6 faces across the set
+    mp, pr = ModelPredictor(load_checkpoint(path)[0]), ji.Predictor.from_checkpoint(path)
+    for s in faces: fct.test_eq(ji.box_crop(ji.landmark_box(s.pts)).to_array()[:5], s.crop.to_array()[:5])
+    ours = pr.predict([s.image_path for s in faces], [ji.landmark_box(s.pts) for s in faces], batch_size=3)
+    theirs = np.concatenate([mp(faces[:3]), mp(faces[3:])])
+    fct.test_eq(ours[..., :2], theirs[..., :2])
+    theirs[..., 2] -= theirs[..., 2].mean(-1, keepdims=True)
+    assert np.abs(ours - theirs).max() < 1e-6
+
+
+def test_torchscript_parity(tmp_path, ckpt):
+    "TorchScript (torch.jit.trace) of the tiny model equals the eager model within TS_BOUND crop pixels, any batch size."
+    out = ji.export_model(ckpt, 'torchscript', tmp_path / 'm.pt')
+    model = ji.load_checkpoint(ckpt)[0]
+    assert ji.export_parity(out, model, batch=3) < TS_BOUND
+    assert ji.export_parity(out, model, batch=1, seed=5) < TS_BOUND
+    fct.test_fail(lambda: ji.export_model(ckpt, 'tflite', tmp_path / 'x'), contains='torchscript, onnx')
+
+
+def test_onnx_parity(tmp_path, ckpt):
+    "ONNX (dynamo exporter) run by onnxruntime matches the eager model within ONNX_BOUND crop pixels, any batch size."
+    pytest.importorskip('onnxruntime', reason="ONNX parity needs the onnx extra: pip install 'jvcr[onnx]'")
+    pytest.importorskip('onnxscript', reason="ONNX parity needs the onnx extra: pip install 'jvcr[onnx]'")
+    out = ji.export_model(ckpt, 'onnx', tmp_path / 'm.onnx')
+    model = ji.load_checkpoint(ckpt)[0]
+    assert ji.export_parity(out, model, batch=3) < ONNX_BOUND
+    assert ji.export_parity(out, model, batch=1, seed=5) < ONNX_BOUND
+
+
+def test_onnx_missing_extra_message(monkeypatch, tmp_path, ckpt):
+    "Without onnx installed, export names the extra to install."
+    import builtins
+    real = builtins.__import__
+    def fake(name, *a, **kw):
+        if name.split('.')[0] in ('onnx', 'onnxruntime', 'onnxscript'): raise ImportError(f"No module named '{name}'", name=name)
+        return real(name, *a, **kw)
+    monkeypatch.setattr(builtins, '__import__', fake)
+    fct.test_fail(lambda: ji.export_model(ckpt, 'onnx', tmp_path / 'm.onnx'), contains="pip install 'jvcr[onnx]'")
+
+
+def test_cli_export(tmp_path, ckpt, capsys):
+    "`jvcr export` writes the file and reports the parity."
+    assert ji.export_main(['export', '--format', 'torchscript', '--checkpoint', str(ckpt), '--out', str(tmp_path / 'm.pt')]) == 0
+    assert (tmp_path / 'm.pt').is_file() and 'max |exported - eager|' in capsys.readouterr().out
+    assert ji.export_main(['export', '--format', 'torchscript', '--checkpoint', str(tmp_path / 'no.pt'), '--out', str(tmp_path / 'n.pt')]) == 2
+    assert 'no such checkpoint' in capsys.readouterr().err
