@@ -18,7 +18,7 @@ from .config import JVCRConfig, get_config
 
 # %% auto #0
 __all__ = ['NO_AUGMENT', 'AugParams', 'Augment', 'sample_rng', 'augment_crop', 'target_points', 'coords_to_image',
-           'minmax_stretch', 'image_tensor', 'JVCRDataset', 'make_loader', 'epoch_order', 'EpochBatches']
+           'minmax_stretch', 'image_tensor', 'JVCRDataset', 'make_loader', 'epoch_order', 'EpochBatches', 'set_epoch']
 
 # %% ../nbs/04a_augment.ipynb #68b35d68
 @dataclass(frozen=True)
@@ -146,3 +146,10 @@ class EpochBatches:
         order, per = epoch_order(self.n, self.seed, self.epoch), self.B // self.W
         for k in range(self.start, self.steps):
             yield order[k * self.B + self.rank * per: k * self.B + (self.rank + 1) * per]
+
+def set_epoch(ds, epoch:int):  # a dataset (or a Subset of one); epoch
+    "Tell a dataset (or the dataset inside a Subset) the epoch, which its augmentation depends on."
+    while ds is not None:
+        if hasattr(ds, 'set_epoch'): return ds.set_epoch(epoch)
+        ds = getattr(ds, 'dataset', None)
+

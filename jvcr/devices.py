@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['resolve_device', 'DistInfo', 'dist_env', 'init_distributed', 'all_mean', 'barrier', 'rng_state', 'set_rng_state']
+__all__ = ['resolve_device', 'DistInfo', 'dist_env', 'init_distributed', 'all_mean', 'barrier', 'batch_to_device', 'autocast_for',
+           'rng_state', 'set_rng_state']
 
 # %% ../nbs/09_devices.ipynb #d1d44aa0
 def resolve_device(spec:str='auto', local_rank:int=0) -> torch.device:  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'; process index on this machine
@@ -58,6 +59,21 @@ def barrier(info:DistInfo):
     if info.world_size > 1:
         import torch.distributed as dist
         dist.barrier()
+
+# %% ../nbs/09_devices.ipynb #cc7ed349
+def batch_to_device(batch:dict, device, channels_last:bool=False) -> dict:  # a training batch; torch device; images channels-last
+    "The batch's image, volumes and coordinates on `device` (non-blocking from pinned memory on CUDA)."
+    nb = device.type == 'cuda'
+    x = batch['image'].to(device, non_blocking=nb)
+    if channels_last: x = x.contiguous(memory_format=torch.channels_last)
+    return dict(batch, image=x, volumes=[v.to(device, non_blocking=nb) for v in batch['volumes']],
+                coords=batch['coords'].to(device, non_blocking=nb))
+
+def autocast_for(device, amp:bool):
+    "A context factory: bf16 autocast on CUDA when `amp`, else None (full precision)."
+    if amp and device.type == 'cuda': return lambda: torch.autocast('cuda', dtype=torch.bfloat16)
+    return None
+
 
 # %% ../nbs/09_devices.ipynb #082a09e7
 def rng_state() -> dict:

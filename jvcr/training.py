@@ -16,12 +16,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import DataError, git_commit, one_thread, run_lock, worker_error
-from .devices import resolve_device, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state
+from .devices import (resolve_device, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state,
+                          batch_to_device, autocast_for)
 from .config import JVCRConfig, get_config, Stage, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS, get_train_config
 from .model import JVCR, config_dict, save_checkpoint
 from .metrics import nme_2d, nme_3d, read_metrics, plot_losses, save_figure
 from .landmarks import N_LANDMARKS
-from .augment import JVCRDataset, EpochBatches
+from .augment import JVCRDataset, EpochBatches, set_epoch
 from .pool import load_pool
 
 # %% auto #0
@@ -123,37 +124,19 @@ def set_lr(opts:dict, lr:float):
 
 
 # %% ../nbs/10_training.ipynb #e718cc62
-def _to_device(batch:dict, device, channels_last:bool=False) -> dict:
-    nb = device.type == 'cuda'
-    x = batch['image'].to(device, non_blocking=nb)
-    if channels_last: x = x.contiguous(memory_format=torch.channels_last)
-    return dict(batch, image=x, volumes=[v.to(device, non_blocking=nb) for v in batch['volumes']],
-                coords=batch['coords'].to(device, non_blocking=nb))
-
-def _autocast(device, amp:bool):
-    "A context factory: bf16 autocast on CUDA when `amp`, else None (full precision)."
-    if amp and device.type == 'cuda': return lambda: torch.autocast('cuda', dtype=torch.bfloat16)
-    return None
-
-def _set_epoch(ds, epoch:int):
-    "Tell a dataset (or the dataset inside a Subset) the epoch, which its augmentation depends on."
-    while ds is not None:
-        if hasattr(ds, 'set_epoch'): return ds.set_epoch(epoch)
-        ds = getattr(ds, 'dataset', None)
-
 @torch.no_grad()
 def validate(model, data, batch_size:int=20, device='cpu', num_workers:int=0, amp:bool=False) -> dict:  # TrainableModel; Dataset; batch; device; workers; bf16 on CUDA
     "Mean validation NME (2D, 3D; crop frame, box normaliser, first 68 points) and losses of `model` on `data`."
     device = torch.device(device)
     was = model.training
     model.eval()
-    ac = _autocast(device, amp) or contextlib.nullcontext
+    ac = autocast_for(device, amp) or contextlib.nullcontext
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         worker_init_fn=one_thread if num_workers else None)
     e2, e3, lc, lv, n = [], [], 0., 0., 0
     try:
         for b in loader:
-            b = _to_device(b, device, amp and device.type == 'cuda')
+            b = batch_to_device(b, device, amp and device.type == 'cuda')
             with ac():
                 vols = model.hourglass(b['image'])
                 coords = model.regressor(vols[-1])
@@ -186,6 +169,13 @@ def _died_early(out:Path) -> bool:
     "Whether `out` holds only what a run leaves before its first checkpoint (no weights: nothing to lose by starting over)."
     return not any((out / f).exists() for f in ('last.pt', 'best.pt'))
 
+def _extension(old:dict, new:dict):  # stored and new training configs (plain dicts)
+    "(old, new) epochs of the last stage when `new` only lengthens the last stage of `old`, else None."
+    if {k for k in set(old) | set(new) if k not in RUNTIME_FIELDS and old.get(k) != new.get(k)} != {'stages'}: return None
+    o, n = old['stages'], new['stages']
+    if len(o) != len(n) or o[:-1] != n[:-1] or {**o[-1], 'epochs': 0} != {**n[-1], 'epochs': 0}: return None
+    return (o[-1]['epochs'], n[-1]['epochs']) if n[-1]['epochs'] > o[-1]['epochs'] else None
+
 def check_out_dir(out, cfg:TrainConfig, model_config:dict, resume:bool):  # output folder; settings; model config as a dict; continue?
     "Validate the output folder for a run; returns the loaded last.pt when resuming one (else None)."
     out = Path(out)
@@ -199,17 +189,22 @@ def check_out_dir(out, cfg:TrainConfig, model_config:dict, resume:bool):  # outp
     if stored.exists():
         try: old = json.loads(stored.read_text())
         except (OSError, ValueError) as e: raise ValueError(f"cannot resume in {out}: {stored} is unreadable: {e}") from None
-        diffs = _diff(old.get('train', {}), cfg.to_dict(), 'train.') + _diff(old.get('model', {}), model_config, 'model.')
+        ext = _extension(old.get('train', {}), cfg.to_dict())                  # a longer last stage: allowed
+        diffs = ([] if ext else _diff(old.get('train', {}), cfg.to_dict(), 'train.')) + _diff(old.get('model', {}), model_config, 'model.')
         if diffs: raise ValueError(f"cannot resume in {out}: it holds another configuration ({'; '.join(diffs)}); "
-                                   "nothing was overwritten")
+                                   "only the last stage may be made longer; nothing was overwritten")
     elif present: raise ValueError(f"cannot resume in {out}: it has {', '.join(present)} but no train_config.json")
     if not (out / 'last.pt').exists(): return None
     ck = _load(out / 'last.pt')
     extra = ck.get('extra', {}) if isinstance(ck, dict) else {}
     if 'train_state' not in extra: raise ValueError(f"cannot resume from {out / 'last.pt'}: it holds no training state")
     plain = lambda d: json.loads(json.dumps(d))                               # tuples -> lists, as in the JSON file
-    diffs = _diff(plain(extra['train_state']['train_config']), cfg.to_dict(), 'train.') + _diff(plain(ck.get('config', {})), model_config, 'model.')
-    if diffs: raise ValueError(f"cannot resume from {out / 'last.pt'}: it holds another configuration ({'; '.join(diffs)})")
+    stored = plain(extra['train_state']['train_config'])
+    ext = _extension(stored, cfg.to_dict())
+    diffs = ([] if ext else _diff(stored, cfg.to_dict(), 'train.')) + _diff(plain(ck.get('config', {})), model_config, 'model.')
+    if diffs: raise ValueError(f"cannot resume from {out / 'last.pt'}: it holds another configuration ({'; '.join(diffs)}); "
+                               "only the last stage may be made longer")
+    if ext: ck['extended'] = dict(stage=cfg.stages[-1].name, from_epochs=ext[0], to_epochs=ext[1])
     return ck
 
 # %% ../nbs/10_training.ipynb #8a0bacd2
@@ -287,7 +282,7 @@ class _Run:
         self.state = TrainState(cfg, model, self.out, rank=info.rank, world_size=info.world_size)
         self.best, self.best_epoch, self.sums, self.last_ckpt = None, None, None, time.monotonic()
         self.opts = make_optimizers(model, cfg)
-        self.ac = _autocast(device, cfg.amp)
+        self.ac = autocast_for(device, cfg.amp)
         self.cl = cfg.amp and device.type == 'cuda'
         hg, reg = model.hourglass, model.regressor
         if info.world_size > 1:
@@ -341,7 +336,7 @@ def restore(self:_Run, ck:dict):
 @patch
 def loader(self:_Run, epoch:int, start:int):
     cfg, info = self.cfg, self.info
-    _set_epoch(self.train_data, epoch)
+    set_epoch(self.train_data, epoch)
     bs = EpochBatches(len(self.train_data), cfg.batch_size, cfg.seed, epoch, info.rank, info.world_size, start)
     g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
     return DataLoader(self.train_data, batch_sampler=bs, num_workers=cfg.num_workers, generator=g,
@@ -361,7 +356,7 @@ def run_epoch(self:_Run):
                disable=not (self.progress and self.rank0), dynamic_ncols=True)
     t_last = time.perf_counter()
     for batch in loader:
-        batch = _to_device(batch, self.device, self.cl)
+        batch = batch_to_device(batch, self.device, self.cl)
         losses = train_step(self.parts, self.opts, batch, stage, cfg.micro_batches, self.ac)
         losses = _loss_dict(all_mean(list(losses.values()), info))
         sync_buffers(self.parts, info.world_size)
@@ -466,10 +461,15 @@ def _train(cfg, model, train_data, val_data, out, info, device, ck, callbacks, p
     barrier(info)
     run = _Run(cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose)
     if ck is not None: run.restore(ck)
+    ext = (ck or {}).get('extended')
+    if ext:                                                       # recorded in the log and the summary
+        run.log(dict(kind='extend', epoch=run.state.epoch, step=run.state.global_step, **ext))
+        if verbose and info.rank == 0: tqdm.write(f"extending stage {ext['stage']}: {ext['from_epochs']} -> {ext['to_epochs']} epochs")
     run.emit('on_train_begin')
     while run.state.epoch < cfg.epochs and not run.state.stop: run.run_epoch()
     summary = dict(out=out, epochs_done=run.state.epoch, global_step=run.state.global_step, best_val_nme3d=run.best,
                    best_epoch=run.best_epoch, stopped=run.state.stop, device=str(device), world_size=info.world_size,
+                   extended=[r for r in read_metrics(out, 'extend')] if info.rank == 0 else None,
                    git_commit=git_commit()['git_commit'],                     # the code that trained (this call)
                    seconds=round(sum(r.get('seconds') or 0 for r in read_metrics(out, 'epoch')), 1) if info.rank == 0 else None)  # wall time, resumed parts included
     run.emit('on_train_end', summary)

@@ -79,3 +79,17 @@ def test_train_toy_then_resume_refuses_other_config(capsys, tmp_path):
 def test_train_pool_refuses_test_set(capsys, real_data, tmp_path):
     code, o, err = run(capsys, 'train', '--data', str(real_data / 'aflw2000_3d'), '--out', str(tmp_path / 'r'), '--no-progress')
     assert code == 2 and 'test set' in err
+
+
+def test_train_resume_with_a_longer_last_stage(capsys, tmp_path):
+    "A finished run trains longer when only its last stage grows; the extension is in the log and the summary."
+    out = tmp_path / 'run'
+    assert run(capsys, 'train', '--preset', 'tiny', '--data', 'toy:16', '--epochs', '1', '1', '--out', str(out), '--no-progress')[0] == 0
+    code, o, err = run(capsys, 'train', '--preset', 'tiny', '--data', 'toy:16', '--epochs', '1', '2', '--out', str(out),
+                       '--resume', '--no-progress')
+    summary = json.loads(o.strip().splitlines()[-1])
+    assert code == 0 and summary['epochs_done'] == 3, err
+    assert [(r['from_epochs'], r['to_epochs']) for r in summary['extended']] == [(1, 2)]
+    code, _, err = run(capsys, 'train', '--preset', 'tiny', '--data', 'toy:16', '--epochs', '2', '2', '--out', str(out),
+                       '--resume', '--no-progress')
+    assert code == 2 and 'only the last stage may be made longer' in err
