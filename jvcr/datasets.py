@@ -432,6 +432,8 @@ def _check_crops(d, rep):
     probs += bad[:10] + ([f"... and {len(bad) - 10} more unreadable images in {d / 'images'}"] if len(bad) > 10 else [])
     return f"{len(names)} faces", probs
 
+
+# %% ../nbs/04_datasets.ipynb #e9cd329d
 def _check_bfm(d, rep):
     probs = [f"missing {d / f}" for f in BFM_FILES if not (d / f).is_file()]
     if (d / 'Model_Shape_Sim.mat').is_file():
