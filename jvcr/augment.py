@@ -28,6 +28,7 @@ class AugParams:
     rot: float = 0.0                 # in-plane rotation of the content, degrees (counter-clockwise as displayed)
     flip: bool = False               # mirror + relabel left/right
     color: tuple = (0.0, 0.0, 0.0)   # additive RGB shift, image in [0, 1]
+    shift: tuple = (0.0, 0.0)        # box centre shift (x, y) in box sides (box jitter)
 
 @dataclass(frozen=True)
 class Augment:
@@ -38,14 +39,23 @@ class Augment:
     rot_max: float = 80.0   #                                                         (2 * rot_factor)
     flip_p: float = 0.5     # probability of a horizontal flip with the 68-point permutation
     color: float = 0.3      # per-channel additive shift U(-color, color), then clamp to [0, 1]
+    box_p: float = 0.0      # probability of box jitter: the landmark box moved and resized the way real face boxes differ from it
+    box_mean: tuple = (0.0, 0.0, 0.0)  # jitter mean: centre shift x, y in box sides, log side ratio (see `jvcr.pool.box_jitter`)
+    box_sd: tuple = (0.0, 0.0, 0.0)    # jitter spread of the same three, drawn clip(N(0,1), -3, 3) x sd
 
     def draw(self, rng:np.random.Generator) -> AugParams:  # the sample's generator
-        "Draw one sample's numbers (always 7 draws, in a fixed order)."
+        "Draw one sample's numbers (7 draws in a fixed order; with box jitter 4 more after them)."
         z_s, u_r, z_r, u_f = rng.standard_normal(), rng.random(), rng.standard_normal(), rng.random()
         c = rng.uniform(-1, 1, 3)
-        return AugParams(scale=float(np.clip(1 + self.scale * z_s, 1 - self.scale, 1 + self.scale)),
+        scale, shift = float(np.clip(1 + self.scale * z_s, 1 - self.scale, 1 + self.scale)), (0.0, 0.0)
+        if self.box_p > 0:
+            u_b, z_b = rng.random(), np.clip(rng.standard_normal(3), -3, 3)
+            if u_b < self.box_p:
+                j = np.asarray(self.box_mean, dtype=np.float64) + np.asarray(self.box_sd, dtype=np.float64) * z_b
+                scale, shift = scale * float(np.exp(j[2])), (float(j[0]), float(j[1]))
+        return AugParams(scale=scale,
                          rot=float(np.clip(self.rot_sd * z_r, -self.rot_max, self.rot_max)) if u_r < self.rot_p else 0.0,
-                         flip=bool(u_f < self.flip_p), color=tuple(float(v) for v in self.color * c))
+                         flip=bool(u_f < self.flip_p), color=tuple(float(v) for v in self.color * c), shift=shift)
 
 NO_AUGMENT = Augment(scale=0., rot_p=0., flip_p=0., color=0.)
 
@@ -56,8 +66,9 @@ def sample_rng(seed:int, epoch:int, index:int) -> np.random.Generator:  # run se
 
 # %% ../nbs/04a_augment.ipynb #7af3324a
 def augment_crop(crop:CropTransform, a:AugParams) -> CropTransform:  # the sample's face box; drawn numbers
-    "The face box scaled, rotated and mirrored by `a`."
-    return CropTransform(float(crop.cx), float(crop.cy), float(crop.size * a.scale), float(crop.rot + a.rot),
+    "The face box shifted, scaled, rotated and mirrored by `a`."
+    return CropTransform(float(crop.cx + a.shift[0] * crop.size), float(crop.cy + a.shift[1] * crop.size),
+                         float(crop.size * a.scale), float(crop.rot + a.rot),
                          bool(crop.flip) != a.flip, float(crop.z_ref))
 
 def target_points(pts68, flip:bool):  # (68, 3) image-space points; whether the crop is mirrored

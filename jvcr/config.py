@@ -121,6 +121,8 @@ class TrainConfig:
     val_every: int = 1              # validate every this many epochs (and after the last one)
     log_every: int = 10             # one 'step' row in metrics.jsonl every this many steps
     amp: bool = True                # on CUDA: bf16 autocast + channels_last input (ignored on CPU)
+    cpu_bf16: bool = False          # on CPU: bf16 autocast (AVX-512 bf16 CPUs); the coordinate head stays fp32; validation fp32
+    box_jitter: tuple = ()          # () none, or (p, mean dx, dy, log side, sd dx, dy, log side): `jvcr.augment.Augment` box jitter
     num_workers: int = 2            # DataLoader worker processes (0: load in the main process)
     device: str = 'auto'            # 'auto' (CUDA if available) | 'cpu' | 'cuda' | 'cuda:N'
     ckpt_minutes: float = 10.0      # write last.pt also every this many minutes (0: off); always at the end of an epoch
@@ -174,7 +176,13 @@ def _validate_train(c:TrainConfig):
     if c.batch_size % c.micro_batches: bad('micro_batches', f"must divide batch_size={c.batch_size}")
     if not _is_intlike(c.seed): bad('seed', "expected an int")
     if c.model not in PRESETS: bad('model', f"expected a model preset, one of {sorted(PRESETS)}")
-    if not isinstance(c.amp, bool): bad('amp', "expected True or False")
+    for f in ('amp', 'cpu_bf16'):
+        if not isinstance(getattr(c, f), bool): bad(f, "expected True or False")
+    if isinstance(c.box_jitter, (str, bytes)) or not hasattr(c.box_jitter, '__iter__'): bad('box_jitter', "expected () or 7 numbers")
+    put('box_jitter', tuple(float(v) if _is_num(v) else v for v in c.box_jitter))
+    bj = c.box_jitter
+    if bj and (len(bj) != 7 or not all(_is_num(v) for v in bj) or not 0 < bj[0] <= 1 or min(bj[4:]) < 0):
+        bad('box_jitter', "expected () or (p in (0, 1], mean dx, dy, log side, sd dx, dy, log side >= 0)")
     if not _is_intlike(c.num_workers) or c.num_workers < 0: bad('num_workers', "expected an int >= 0")
     if not isinstance(c.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', c.device): bad('device', "expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not _is_num(c.ckpt_minutes) or c.ckpt_minutes < 0: bad('ckpt_minutes', "expected a number of minutes >= 0 (0: off)")
@@ -189,6 +197,10 @@ TRAIN_PRESETS = {
                                   lr_values=(2.5e-5, 2.5e-6), batch_size=20, model='reference_code'),
     'cpu_small': TrainConfig(stages=_stages(3, 3), optimizer='adam', lr=1e-3, milestones=(4,), gamma=0.1,
                              batch_size=8, model='cpu_small', log_every=5),
+    # cpu_small's model trained longer: box jitter measured on the AFLW pool (`jvcr.pool.box_jitter`), bf16 autocast, lr decayed to the end
+    'cpu_long': TrainConfig(stages=_stages(3, 7), optimizer='adam', lr=1e-3, milestones=(5, 8), gamma=0.3, batch_size=8,
+                            model='cpu_small', log_every=20, cpu_bf16=True,
+                            box_jitter=(0.5, -0.004, 0.001, 0.199, 0.055, 0.031, 0.105)),
     'tiny': TrainConfig(stages=_stages(1, 1), optimizer='adam', lr=1e-3, milestones=(), batch_size=4, model='tiny',
                         log_every=1, num_workers=0),
 }

@@ -69,9 +69,10 @@ def batch_to_device(batch:dict, device, channels_last:bool=False) -> dict:  # a 
     return dict(batch, image=x, volumes=[v.to(device, non_blocking=nb) for v in batch['volumes']],
                 coords=batch['coords'].to(device, non_blocking=nb))
 
-def autocast_for(device, amp:bool):
-    "A context factory: bf16 autocast on CUDA when `amp`, else None (full precision)."
+def autocast_for(device, amp:bool, cpu_bf16:bool=False):  # torch device; bf16 on CUDA; bf16 on CPU
+    "A context factory: bf16 autocast on CUDA when `amp`, on CPU when `cpu_bf16`, else None (full precision)."
     if amp and device.type == 'cuda': return lambda: torch.autocast('cuda', dtype=torch.bfloat16)
+    if cpu_bf16 and device.type == 'cpu': return lambda: torch.autocast('cpu', dtype=torch.bfloat16)
     return None
 
 

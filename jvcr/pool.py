@@ -14,8 +14,9 @@ from . import datasets as jd
 from .synthetic import toy_source
 
 # %% auto #0
-__all__ = ['TEST_SOURCES', 'TEST_FOLDERS', 'is_validation', 'face_group', 'check_not_test', 'load_rendered', 'aflw_fitted_source',
-           'procedural_source', 'TrainingPool', 'default_pool', 'load_pool']
+__all__ = ['TEST_SOURCES', 'TEST_FOLDERS', 'is_validation', 'face_group', 'check_not_test', 'load_rendered', 'crop_box_3ddfa',
+           'aflw_fitted_source', 'box_offsets', 'box_jitter', 'procedural_source', 'TrainingPool', 'default_pool',
+           'load_pool']
 
 # %% ../nbs/05b_pool.ipynb #f5b23b37
 def is_validation(source:str, id:str, fraction:float=0.1, seed:int=0) -> bool:  # source name; face id; share held out; split seed
@@ -58,19 +59,41 @@ def load_rendered(folder, name:str|None=None) -> FaceSource:  # a folder written
     return FaceSource(name, samples, skipped)
 
 # %% ../nbs/05b_pool.ipynb #2a026ec3
+def crop_box_3ddfa(roi, res:int=120):  # (4,) the crop's box x0, y0, x1, y1 in original pixels (aflw_crops/roi_box.npy); crop side
+    "The 3DDFA-style box a 120-pixel AFLW crop was cut from, in the crop's 0-based frame (as `jvcr.datasets.box_from_3ddfa`)."
+    k = res / (float(roi[2]) - float(roi[0]))
+    return (-k, -k, res - k, res - k)   # 1-based box minus 1, mapped by (p - roi) * k
+
 def aflw_fitted_source(root=None, labels=None, expand:float=1.25, limit:int|None=None) -> FaceSource:  # data root; a jvcr.aflw_labels.FittedLabels (default: built or read from the cache); crop rule; only the first `limit` crops (quick checks)
     "The real AFLW crops with their fitted 68-point 3D labels; faces whose fit failed are left out (listed in .skipped)."
-    from jvcr.aflw_labels import build_labels
+    from jvcr.aflw_labels import build_labels, load_crops
     root = data_root(root)
     labels = labels if labels is not None else build_labels(root, progress=False, limit=limit)
+    roi = dict(zip(*(load_crops(root / 'aflw_crops')[k] for k in ('names', 'roi'))))
     folder = root / 'aflw_crops' / 'images'
     samples, skipped = [], []
     for i, n in enumerate(labels.names):
         if not labels.ok[i]: skipped.append((str(folder / n), f'{folder / n}: fit failed: {labels.reason[i]}')); continue
         pts = labels.pts[i].astype(np.float64)
         samples.append(FaceSample(Path(n).stem, 'aflw_fitted', folder / n, pts, CropTransform.from_points(pts, expand),
-                                  float(labels.yaw[i])))
+                                  float(labels.yaw[i]), dict(box_3ddfa=crop_box_3ddfa(roi[n]))))
     return FaceSource('aflw_fitted', samples, skipped)
+
+# %% ../nbs/05b_pool.ipynb #5fdd622d
+def box_offsets(source, expand:float=1.25) -> np.ndarray:  # faces whose extra holds 'box_3ddfa'; the landmark crop rule
+    "(N, 3) how each face's real box differs from its landmark crop: centre shift x, y in crop sides, log side ratio."
+    out = []
+    for s in source:
+        if 'box_3ddfa' not in s.extra: continue
+        T, B = CropTransform.from_points(s.pts, expand), CropTransform.from_box(s.extra['box_3ddfa'])
+        out.append(((B.cx - T.cx) / T.size, (B.cy - T.cy) / T.size, math.log(B.size / T.size)))
+    if not out: raise ValueError(f"box_offsets: no face of {getattr(source, 'name', 'the source')!r} carries a real box (extra['box_3ddfa'])")
+    return np.asarray(out)
+
+def box_jitter(source, p:float=0.5, expand:float=1.25) -> tuple:  # as `box_offsets`; share of jittered samples; crop rule
+    "`TrainConfig.box_jitter` measured on `source`: (p, mean of the 3 offsets, their standard deviations), 3 decimals."
+    o = box_offsets(source, expand)
+    return (float(p),) + tuple(round(float(v), 3) for v in np.r_[o.mean(0), o.std(0)])
 
 # %% ../nbs/05b_pool.ipynb #6b9d2762
 def procedural_source(n:int, folder, seed:int=0, res:int=256, progress:bool=False) -> FaceSource:  # faces; cache folder; seed; side

@@ -52,4 +52,6 @@ class CoordRegressor(nn.Module):
             raise ValueError(f"CoordRegressor expects a volume of shape (B, {R}, {R}, {R}), got {tuple(vol.shape)}")
         h = self.down(vol.unsqueeze(1))                     # (B, c_last, 4, 4, 4)
         h = self.embed(h).flatten(1)                        # (B, embed)
+        if h.device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(h.device.type):         # bf16 training: the coordinates stay full precision
+            with torch.autocast(h.device.type, enabled=False): return self.fc(h.float()).view(-1, self.n_points, 3)
         return self.fc(h).view(-1, self.n_points, 3)        # (B, n_points, 3)

@@ -22,7 +22,7 @@ from .config import JVCRConfig, get_config, Stage, TrainConfig, RUNTIME_FIELDS, 
 from .model import JVCR, config_dict, save_checkpoint
 from .metrics import nme_2d, nme_3d, read_metrics, plot_losses, save_figure
 from .landmarks import N_LANDMARKS
-from .augment import JVCRDataset, EpochBatches, set_epoch
+from .augment import Augment, JVCRDataset, EpochBatches, set_epoch
 from .pool import load_pool
 
 # %% auto #0
@@ -282,7 +282,7 @@ class _Run:
         self.state = TrainState(cfg, model, self.out, rank=info.rank, world_size=info.world_size)
         self.best, self.best_epoch, self.sums, self.last_ckpt = None, None, None, time.monotonic()
         self.opts = make_optimizers(model, cfg)
-        self.ac = autocast_for(device, cfg.amp)
+        self.ac = autocast_for(device, cfg.amp, cfg.cpu_bf16)
         self.cl = cfg.amp and device.type == 'cuda'
         hg, reg = model.hourglass, model.regressor
         if info.world_size > 1:
@@ -490,7 +490,9 @@ def run_training(preset:str='tiny',        # training preset (its model preset c
     cfg = get_train_config(preset, **kw)
     mcfg = get_config(cfg.model)
     pool = load_pool(data, mcfg, val_fraction=val_fraction, seed=cfg.seed)   # the pool's fixed split by face group
-    train_ds = JVCRDataset(pool.train(), mcfg, train=True, seed=cfg.seed)
+    bj = cfg.box_jitter
+    aug = Augment(box_p=bj[0], box_mean=bj[1:4], box_sd=bj[4:7]) if bj else None   # the paper's augmentation (+ box jitter)
+    train_ds = JVCRDataset(pool.train(), mcfg, train=True, seed=cfg.seed, augment=aug)
     val = pool.val(max_per_source=500)                                        # capped to keep epochs short
     val_ds = JVCRDataset(val, mcfg, train=False, seed=cfg.seed) if len(val) else None
     return train(train_ds, val_ds, out, cfg, resume=resume, progress=progress, verbose=verbose)
