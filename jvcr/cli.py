@@ -147,8 +147,8 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     g.add_argument('--checkpoint', help='a checkpoint written by jvcr (loaded weights-only)')
     g.add_argument('--baseline', choices=['mean-face', 'ground-truth'], help='a predictor that needs no training')
     e.add_argument('--dataset', default='aflw2000-3d', help='test set (aflw2000-3d)')
-    e.add_argument('--crop', default='reference', choices=['reference', '3ddfa'],
-                   help='crop boxes: reference = GT landmark box x 1.25; 3ddfa = the benchmark roi boxes')
+    e.add_argument('--crop', default='reference', choices=['reference', '3ddfa', '3ddfa_stored'],
+                   help='crop boxes: reference = GT landmark box x 1.25; 3ddfa = the benchmark roi boxes as 3DDFA cut its inputs (55 clamped boxes rebuilt); 3ddfa_stored = the stored boxes as they are')
     e.add_argument('--root', default=None, help='data root (default: $JVCR_DATA or ../shared/data)')
     e.add_argument('--json', metavar='OUT', help='write the full report (metrics, protocol, provenance) here')
     e.add_argument('--per-face', metavar='OUT.csv', help='write one row per face')

@@ -20,8 +20,8 @@ from .facemodel import load_face_model, pts_from_mat
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'AFLW2000_CROPS', 'KNOWN_FOLDERS', 'BFM_FILES', 'AFLW2000_YAW_BINS', 'open_image', 'load_image',
            'check_image', 'TestSetError', 'FaceSample', 'FaceSource', 'verify_images', 'read_aflw2000_mat',
-           'box_from_3ddfa', 'load_aflw2000_3d', 'yaw_bin_counts', 'read_300w_lp_mat', 'load_300w_lp', 'read_pts',
-           'read_pts_sample', 'load_pts_folder', 'load_reference_json', 'save_landmark_folder', 'expand_66',
+           'box_from_3ddfa', 'box_3ddfa_rule', 'load_aflw2000_3d', 'yaw_bin_counts', 'read_300w_lp_mat', 'load_300w_lp',
+           'read_pts', 'read_pts_sample', 'load_pts_folder', 'load_reference_json', 'save_landmark_folder', 'expand_66',
            'load_landmark_folder', 'verify_checksums', 'check_data_root', 'format_report']
 
 # %% ../nbs/04_datasets.ipynb #b500a02c
@@ -171,7 +171,7 @@ def _folder(folder, default, what):
     return folder
 
 # %% ../nbs/04_datasets.ipynb #76938233
-def read_aflw2000_mat(mat_path, roi_box=None, expand:float=1.25):  # .mat file; a 3DDFA box as stored (None: reference rule); box expansion of the reference rule
+def read_aflw2000_mat(mat_path, roi_box=None, expand:float=1.25, unclamp:bool=True):  # .mat file; a 3DDFA box as stored (None: reference rule); box expansion of the reference rule; rebuild a clamped 3DDFA box
     "One AFLW2000-3D face from its `.mat` (+ the `.jpg` beside it)."
     m = _loadmat(mat_path, ['pt3d_68', 'Pose_Para'])
     if 'pt3d_68' not in m:
@@ -180,31 +180,43 @@ def read_aflw2000_mat(mat_path, roi_box=None, expand:float=1.25):  # .mat file; 
     pts = _check_pts(np.asarray(m['pt3d_68'], dtype=np.float64).T, mat_path) - [1, 1, 0]  # 1-based -> 0-based
     img = _image_for(mat_path)
     if roi_box is None: crop = CropTransform.from_points(pts, expand)
-    else: crop = CropTransform.from_box(box_from_3ddfa(roi_box), z_ref=float(pts[:, 2].mean()))
+    extra = dict(annotation=str(mat_path))
+    if roi_box is not None:
+        box = box_from_3ddfa(roi_box)
+        if unclamp and np.abs(box_3ddfa_rule(pts) - box).max() > 1:   # clamped to the image when stored: rebuild it
+            box, extra['box_rebuilt'] = box_3ddfa_rule(pts), True
+        crop = CropTransform.from_box(box, z_ref=float(pts[:, 2].mean()))
     yaw = _yaw_deg(m['Pose_Para']) if 'Pose_Para' in m else math.nan
-    return FaceSample(Path(mat_path).stem, 'aflw2000_3d', img, pts, crop, yaw, dict(annotation=str(mat_path)))
+    return FaceSample(Path(mat_path).stem, 'aflw2000_3d', img, pts, crop, yaw, extra)
 
 # %% ../nbs/04_datasets.ipynb #9dae9683
 def box_from_3ddfa(roi_box):  # (..., 4) x0, y0, x1, y1 as stored in AFLW2000-3D_crop.roi_box.npy
     "A 3DDFA-protocol box in our frame (0-based pixel centres): its values minus 1."
     return np.asarray(roi_box, dtype=np.float64) - 1
 
-AFLW2000_CROPS = ('reference', '3ddfa')
+def box_3ddfa_rule(pts):  # (N, 2|3) image points, 0-based
+    "3DDFA's crop rule: a square of side sqrt(2) x the larger side of the 2D landmark box, centred on that box, not clamped."
+    p = np.asarray(pts, dtype=np.float64)[:, :2]
+    lo, hi = p.min(0), p.max(0)
+    c, half = (lo + hi) / 2, math.sqrt(2) * float((hi - lo).max()) / 2
+    return np.r_[c - half, c + half]
 
-def load_aflw2000_3d(folder=None, crop:str='reference', roi_boxes=None, on_error='raise', expand:float=1.25):  # the release folder (default: data root / aflw2000_3d); 'reference' | '3ddfa'; the .npy of 3DDFA boxes (default: data root / aflw2000_3d_benchmark); 'raise' | 'skip'; expansion of the reference rule
+AFLW2000_CROPS = ('reference', '3ddfa', '3ddfa_stored')
+
+def load_aflw2000_3d(folder=None, crop:str='reference', roi_boxes=None, on_error='raise', expand:float=1.25):  # the release folder (default: data root / aflw2000_3d); 'reference' | '3ddfa' (the protocol's input boxes) | '3ddfa_stored' (the stored boxes, 55 clamped); the .npy of 3DDFA boxes (default: data root / aflw2000_3d_benchmark); 'raise' | 'skip'; expansion of the reference rule
     "All AFLW2000-3D faces of `folder`, in file-name order."
     if crop not in AFLW2000_CROPS: raise ValueError(f"crop must be one of {AFLW2000_CROPS}, got {crop!r}")
     folder = _folder(folder, 'aflw2000_3d', 'AFLW2000-3D')
     mats = sorted(folder.glob('*.mat'))
     if not mats: raise DataError(f"no .mat files in {folder} (expected AFLW2000-3D's imageNNNNN.mat + .jpg)")
     boxes = [None] * len(mats)
-    if crop == '3ddfa':
+    if crop.startswith('3ddfa'):
         f = Path(roi_boxes) if roi_boxes is not None else data_root() / 'aflw2000_3d_benchmark' / 'AFLW2000-3D_crop.roi_box.npy'
         if not f.is_file(): raise DataError(f"3DDFA crop boxes not found: {f}")
         boxes = np.load(f)
         if boxes.shape != (len(mats), 4):
             raise DataError(f"{f} has shape {boxes.shape}; expected ({len(mats)}, 4), one box per .mat of {folder}")
-    return _bulk('aflw2000_3d', list(zip(mats, boxes)), lambda mb: read_aflw2000_mat(mb[0], mb[1], expand), on_error,
+    return _bulk('aflw2000_3d', list(zip(mats, boxes)), lambda mb: read_aflw2000_mat(mb[0], mb[1], expand, crop == '3ddfa'), on_error,
                  file_of=lambda mb: str(mb[0]))
 
 # %% ../nbs/04_datasets.ipynb #9f5dce85
