@@ -19,7 +19,9 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
-extras = {'dev': dev_requirements, 'onnx': shlex.split(cfg.get('onnx_requirements', ''))}  # pip install 'jvcr[onnx]': ONNX export
+extras = {'dev': dev_requirements,
+          'onnx': shlex.split(cfg.get('onnx_requirements', '')),       # pip install 'jvcr[onnx]': ONNX export
+          'detect': shlex.split(cfg.get('detect_requirements', ''))}   # pip install 'jvcr[detect]': the face detector (MediaPipe)
 
 setuptools.setup(
     name=cfg['lib_name'],

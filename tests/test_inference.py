@@ -83,7 +83,7 @@ def test_bad_files_name_the_file(tmp_path, pred, face, name, content, expect):
 
 
 def test_bad_input_messages(tmp_path, pred, face):
-    "Missing files, bad arrays, bad boxes and no box at all: clear errors naming the image."
+    "Missing files, bad arrays and bad boxes: clear errors naming the image."
     rgb, box = face.image, _box(face)
     fct.test_fail(lambda: pred.predict(tmp_path / 'missing.jpg', box), contains=f"image not found: {tmp_path / 'missing.jpg'}")
     fct.test_fail(lambda: pred.predict([rgb, rgb * 255.], [box, box]), contains='image 1 (ndarray): float images must lie in [0, 1]')
@@ -95,7 +95,26 @@ def test_bad_input_messages(tmp_path, pred, face):
     fct.test_fail(lambda: pred.predict(rgb, (500, 10, 600, 50)), contains='lies outside the 96x96 image')
     Image.fromarray(rgb).save(tmp_path / 'a.png')
     fct.test_fail(lambda: pred.predict(tmp_path / 'a.png', (-90, -90, -60, -60)), contains=f"{tmp_path / 'a.png'}: box")
-    fct.test_fail(lambda: pred.predict(rgb), contains='no face detector yet')
+
+
+def _no_mediapipe(monkeypatch):
+    "Make every import of mediapipe fail, as where the detect extra is not installed."
+    import builtins
+    real = builtins.__import__
+    def fake(name, *a, **kw):
+        if name.split('.')[0] == 'mediapipe': raise ImportError(f"No module named '{name}'", name=name)
+        return real(name, *a, **kw)
+    monkeypatch.setattr(builtins, '__import__', fake)
+
+
+def test_no_box_without_mediapipe(monkeypatch, pred, face):
+    "Without MediaPipe, an image without a box fails before any work, naming the extra; with boxes all works."
+    _no_mediapipe(monkeypatch)
+    fresh = ji.Predictor(pred.model)
+    fct.test_fail(lambda: fresh.predict(face.image), contains="pip install 'jvcr[detect]'")
+    fct.test_fail(lambda: fresh.predict([face.image, face.image], [_box(face), None]), contains="pip install 'jvcr[detect]'")
+    fct.test_fail(lambda: fresh.predict_files([face.image]), contains="pip install 'jvcr[detect]'")
+    assert fresh.predict(face.image, _box(face)).shape == (1, 68, 3)
 
 
 def test_bad_checkpoints(tmp_path):
@@ -136,10 +155,10 @@ def test_cli_json_and_csv(tmp_path, ckpt, pred, face, capsys):
     (tmp_path / 'boxes.csv').write_text(f"image,x0,y0,x1,y1\na.png,{','.join(map(str, box))}\n{imgs[1]},{','.join(map(str, box))}\n")
     assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'sub' / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
     rows = list(csv.reader((tmp_path / 'sub' / 'p.csv').read_text().splitlines()))
-    fct.test_eq((len(rows), len(rows[0])), (3, 1 + 4 + 68 * 3))
-    fct.test_eq(rows[0][:8], ['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'x0', 'y0', 'z0'])
-    fct.test_eq(rows[1][0], str(imgs[0]))
-    fct.test_close(np.array(rows[2][5:], dtype=float).reshape(68, 3), ref[1], eps=1e-4)
+    fct.test_eq((len(rows), len(rows[0])), (3, 1 + 5 + 68 * 3))
+    fct.test_eq(rows[0][:9], ['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'box_score', 'x0', 'y0', 'z0'])
+    fct.test_eq((rows[1][0], rows[1][5]), (str(imgs[0]), ''))   # a given box has no detector score
+    fct.test_close(np.array(rows[2][6:], dtype=float).reshape(68, 3), ref[1], eps=1e-4)
     assert 'wrote 2 of 2' in capsys.readouterr().out
 
 
@@ -148,18 +167,18 @@ def test_cli_one_bad_file(tmp_path, ckpt, face, capsys):
     box = _box(face)
     for n in ('a', 'c'): Image.fromarray(face.image).save(tmp_path / f'{n}.png')
     (tmp_path / 'b.png').write_bytes(b'\x89PNG broken')
-    imgs = [tmp_path / n for n in ('a.png', 'b.png', 'c.png', 'd.png')]  # d.png: no box in the CSV (and no file)
-    (tmp_path / 'boxes.csv').write_text('image,x0,y0,x1,y1\n' + ''.join(f"{n},{','.join(map(str, box))}\n" for n in 'abc' for n in [f'{n}.png']))
+    imgs = [tmp_path / n for n in ('a.png', 'b.png', 'c.png', 'd.png')]  # d.png: a box in the CSV, no file
+    (tmp_path / 'boxes.csv').write_text('image,x0,y0,x1,y1\n' + ''.join(f"{n},{','.join(map(str, box))}\n" for n in 'abcd' for n in [f'{n}.png']))
     assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'p.json', '--boxes', str(tmp_path / 'boxes.csv'))) == 1
     out = json.loads((tmp_path / 'p.json').read_text())
     fct.test_eq(sorted(k for k in out if '#' not in k), [str(imgs[0]), str(imgs[2])])
     err = capsys.readouterr().err.strip().splitlines()
     fct.test_eq(len(err), 2)
-    assert str(imgs[1]) in err[0] and str(imgs[3]) in err[1] and 'no face box' in err[1]
+    assert str(imgs[1]) in err[0] and f'image not found: {imgs[3]}' in err[1]
 
 
-def test_cli_checks_before_work(tmp_path, ckpt, face, capsys):
-    "Bad output paths, a missing checkpoint and a missing box stop with status 2 and one line, nothing written."
+def test_cli_checks_before_work(tmp_path, ckpt, face, capsys, monkeypatch):
+    "Bad output paths, a missing checkpoint and (without MediaPipe) a missing box stop with status 2 and one line, nothing written."
     Image.fromarray(face.image).save(tmp_path / 'a.png')
     box = [str(v) for v in _box(face)]
     (tmp_path / 'file').write_text('x')
@@ -167,8 +186,9 @@ def test_cli_checks_before_work(tmp_path, ckpt, face, capsys):
              (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'file' / 'p.json', '--box', *box), 'is a file, not a folder'),
              (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json', '--box', *box, '--overlay', str(tmp_path / 'file')), 'is a file, not a folder'),
              (_argv([tmp_path / 'a.png'], tmp_path / 'none.pt', tmp_path / 'p.json', '--box', *box), 'no such checkpoint'),
-             (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json'), 'no face detector yet')]
-    for argv, msg in cases:
+             (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json'), "1 image(s) without a box (--box or --boxes): face detection needs the optional extra: pip install 'jvcr[detect]'")]
+    for k, (argv, msg) in enumerate(cases):
+        if k == len(cases) - 1: _no_mediapipe(monkeypatch)
         assert ji.predict_main(argv) == 2, argv
         err = capsys.readouterr().err
         assert msg in err and err.count('\n') == 1, err
