@@ -34,7 +34,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['jvcr', 'jvcr.*']),
     include_package_data=True,
-    package_data={'jvcr': ['calibration/*.json']},
+    package_data={'jvcr': ['calibration/*.json', 'weights/*.pt', 'weights/*.json', 'weights/*.md']},
     install_requires=requirements,
     extras_require=extras,
     dependency_links=cfg.get('dep_links', '').split(),

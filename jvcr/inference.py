@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_inference.ipynb #1395e25f
 from __future__ import annotations
-import argparse, csv, io, json, os, sys, warnings
+import argparse, copy, csv, dataclasses, importlib.resources, io, json, os, re, sys, warnings
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -17,13 +17,14 @@ from .landmarks import N_LANDMARKS, SKELETON
 from .geometry import CropTransform
 from .volumes import coords_to_crop
 from .detect import image_name, to_rgb, FaceDetector
-from .model import load_checkpoint
+from .model import load_checkpoint, save_checkpoint, CheckpointError
 from .devices import resolve_device
 from .evaluation import predict_crops
 
 # %% auto #0
-__all__ = ['PREDICTION_CONVENTION', 'EXPORT_FORMATS', 'ONNX_HINT', 'landmark_box', 'box_crop', 'check_box', 'FileResults',
-           'Predictor', 'draw_points', 'CropCoords', 'export_model', 'load_exported', 'export_parity', 'read_boxes_csv',
+__all__ = ['PREDICTION_CONVENTION', 'WEIGHTS_TERMS', 'EXPORT_FORMATS', 'ONNX_HINT', 'landmark_box', 'box_crop', 'check_box',
+           'weights_dir', 'shipped_weights', 'resolve_checkpoint', 'FileResults', 'Predictor', 'draw_points',
+           'ship_weights', 'CropCoords', 'export_model', 'load_exported', 'export_parity', 'read_boxes_csv',
            'predict_command', 'add_predict_parser', 'export_command', 'add_export_parser', 'predict_main',
            'export_main']
 
@@ -54,6 +55,28 @@ def check_box(box, hw, name:str='image') -> tuple:  # (x0, y0, x1, y1) image pix
     if x1 < -0.5 or y1 < -0.5 or x0 > w - 0.5 or y0 > h - 0.5:
         raise ValueError(f"{name}: box {b.tolist()} lies outside the {w}x{h} image")
     return x0, y0, x1, y1
+
+# %% ../nbs/12_inference.ipynb #34f05be2
+WEIGHTS_TERMS = ("Weights shipped with jvcr are trained on AFLW images (non-commercial research use, no redistribution of the "
+                 "images) and on 3D labels from the Basel Face Model 2009 (non-commercial research). They carry those terms: "
+                 "use them for non-commercial research only. The code's Apache-2.0 licence does not cover them.")
+
+def weights_dir() -> Path:
+    "The folder of the weights shipped inside the package (`jvcr/weights/`)."
+    return Path(str(importlib.resources.files('jvcr'))) / 'weights'
+
+def shipped_weights() -> dict:
+    "{name: model card} of every shipped checkpoint (`jvcr/weights/NAME.pt` beside its `NAME.json`)."
+    d = weights_dir()
+    return {p.stem: json.loads(p.with_suffix('.json').read_text()) for p in sorted(d.glob('*.pt')) if p.with_suffix('.json').is_file()}
+
+def resolve_checkpoint(path) -> Path:  # a checkpoint file, or the name of shipped weights
+    "The checkpoint file for `path`: a file as given, else the shipped weights of that name; `CheckpointError` otherwise."
+    p = Path(path)
+    if p.is_file() or p.suffix or len(p.parts) > 1: return p           # a path: load_checkpoint names it if missing
+    f = weights_dir() / f'{p.name}.pt'
+    if f.is_file(): return f
+    raise CheckpointError(f"{str(path)!r} is neither a checkpoint file nor shipped weights (shipped: {', '.join(shipped_weights()) or 'none'})")
 
 # %% ../nbs/12_inference.ipynb #9d517c7a
 def _image_list(images) -> list:
@@ -92,9 +115,12 @@ class Predictor:
         self._detector = detector
 
     @classmethod
-    def from_checkpoint(cls, path, device='cpu', expand:float=1.25, detector:FaceDetector|None=None):  # a checkpoint written by jvcr.model.save_checkpoint; device; crop rule expansion; face detector
-        "Load `path` safely (weights only; `CheckpointError` names a missing or foreign file) into a predictor."
-        return cls(load_checkpoint(path)[0], device, expand, detector)
+    def from_checkpoint(cls, path='default', device='cpu', expand:float=1.25, detector:FaceDetector|None=None):  # a checkpoint written by jvcr.model.save_checkpoint, or the name of shipped weights ('default'); device; crop rule expansion; face detector
+        """Load `path` safely (weights only; `CheckpointError` names a missing or foreign file) into a predictor.
+        A name without a file, such as `'default'`, loads weights shipped with jvcr (`shipped_weights()`). Those are trained
+        on AFLW images and Basel Face Model labels and carry their terms, non-commercial research only (`WEIGHTS_TERMS`),
+        not the code's Apache-2.0 licence."""
+        return cls(load_checkpoint(resolve_checkpoint(path))[0], device, expand, detector)
 
     @property
     def detector(self) -> FaceDetector:
@@ -176,6 +202,32 @@ def draw_points(image, pts, box=None, color=(0, 255, 0), box_color=(255, 64, 64)
     for line in SKELETON: d.line([tuple(q) for q in p[line]], fill=color, width=max(1, round(r / 2)))
     for x, y in p[:N_LANDMARKS]: d.ellipse([x - r, y - r, x + r, y + r], fill=color)
     return im
+
+# %% ../nbs/12_inference.ipynb #50b3f108
+def ship_weights(checkpoint, name:str='default', card:dict|None=None, faces=None, tol:float=0.05, folder=None) -> dict:  # a jvcr checkpoint; the shipped name; model card fields (plain data); FaceSamples to check fp16 on; largest allowed |fp16 - fp32| in image px; target (default: weights_dir())
+    "Write `checkpoint`'s model with float16 weights as NAME.pt and its model card NAME.json; returns the card."
+    from jvcr.evaluation import ModelPredictor
+    from jvcr.core import sha256_file, write_json
+    from jvcr.model import JVCR, count_params
+    if not re.fullmatch(r'[A-Za-z0-9_-]+', name): raise ValueError(f"weights name {name!r}: use letters, digits, _ and - only")
+    model, _ = load_checkpoint(checkpoint)
+    half = copy.deepcopy(model).half()
+    rounded = JVCR(model.config); rounded.load_state_dict(half.state_dict())    # fp32 model with the stored fp16 values
+    dev = 0.0
+    if faces:
+        a, b = ModelPredictor(model)(faces), ModelPredictor(rounded)(faces)
+        dev = float(np.abs(np.asarray(a) - np.asarray(b)).max())
+        if dev > tol: raise ValueError(f"float16 weights move points by up to {dev:.3f} px on {len(faces)} faces (> tol {tol}); not shipped")
+    folder = Path(folder) if folder is not None else weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = save_checkpoint(folder / f'{name}.pt', half, shipped=name)
+    card = dict(card or {}, name=name, file=path.name, weights_sha256=sha256_file(path), storage='float16',
+                bytes=path.stat().st_size, params=count_params(model), config=dataclasses.asdict(model.config),
+                fp16_check=dict(faces=len(faces or []), max_abs_px=dev, tol_px=tol), terms=WEIGHTS_TERMS)
+    write_json(folder / f'{name}.json', card)
+    (folder / 'README.md').write_text('# Weights shipped with jvcr\n\n' + WEIGHTS_TERMS + '\n\nEach `NAME.pt` has its model card in '
+                                      '`NAME.json`: training data, preset, epochs, commit, test metrics and sha256.\n')
+    return card
 
 # %% ../nbs/12_inference.ipynb #769968b2
 EXPORT_FORMATS = ('torchscript', 'onnx')
@@ -328,7 +380,8 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
                    "(default: the face detector's box per image)")
     g.add_argument('--boxes', metavar='CSV', help='a CSV with columns image,x0,y0,x1,y1: one box per image '
                    '(image as given here, or a path relative to the CSV); images without a row get the detector\'s box')
-    p.add_argument('--checkpoint', required=True, help='a checkpoint written by jvcr (loaded weights-only)')
+    p.add_argument('--checkpoint', default='default', help="a checkpoint written by jvcr (loaded weights-only), or the name of "
+                   "weights shipped with jvcr (default: 'default'; non-commercial research terms: jvcr.inference.WEIGHTS_TERMS)")
     p.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto')
     p.add_argument('--batch', type=int, default=8, help='images per forward pass')
     p.add_argument('--out', required=True, metavar='PREDS.json|PREDS.csv',
@@ -342,7 +395,7 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
 # %% ../nbs/12_inference.ipynb #59290f31
 def export_command(a) -> int:  # parsed arguments of `jvcr export`
     "Run `jvcr export`: write the file and report its parity with the eager model."
-    model = load_checkpoint(a.checkpoint)[0]
+    model = load_checkpoint(resolve_checkpoint(a.checkpoint))[0]
     path = export_model(model, a.format, a.out)
     print(f"wrote {path} ({a.format}); max |exported - eager| = {export_parity(path, model):.2e} input-crop px on 3 random crops")
     return 0
@@ -351,7 +404,8 @@ def add_export_parser(subparsers):  # what argparse's add_subparsers() returned
     "Add the `export` subcommand to a `jvcr` parser; returns it."
     p = subparsers.add_parser('export', help='write a checkpoint as TorchScript or ONNX (crops -> 71 points in crop pixels)')
     p.add_argument('--format', required=True, choices=EXPORT_FORMATS, help="torchscript, or onnx (needs pip install 'jvcr[onnx]')")
-    p.add_argument('--checkpoint', required=True, help='a checkpoint written by jvcr (loaded weights-only)')
+    p.add_argument('--checkpoint', default='default', help="a checkpoint written by jvcr (loaded weights-only), or the name of "
+                   "weights shipped with jvcr (default: 'default'; non-commercial research terms: jvcr.inference.WEIGHTS_TERMS)")
     p.add_argument('--out', required=True, help='the file to write (.pt for TorchScript, .onnx for ONNX)')
     p.set_defaults(func=export_command)
     return p
