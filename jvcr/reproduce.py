@@ -9,12 +9,15 @@ from pathlib import Path
 from .core import data_status, repo_root, provenance, write_json
 
 # %% auto #0
-__all__ = ['list_reproductions', 'quick_parameters', 'write_results', 'figures_dir', 'run_reproduction']
+__all__ = ['ORDER', 'list_reproductions', 'quick_parameters', 'write_results', 'figures_dir', 'run_reproduction']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
+ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'table2', 'figure4')  # table2 and figure4 read aflw2000_3d's results
+
 def list_reproductions(root=None):
-    "Names of the reproduction notebooks (nbs/reproduce/*.ipynb), in order."
-    return sorted(p.stem for p in (repo_root(root) / 'nbs' / 'reproduce').glob('*.ipynb'))
+    "Names of the reproduction notebooks (nbs/reproduce/*.ipynb), in run order: `ORDER`, then any other by name."
+    names = {p.stem for p in (repo_root(root) / 'nbs' / 'reproduce').glob('*.ipynb')}
+    return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
 
 def quick_parameters(root=None) -> dict:
     "The quick-scale parameter values per notebook, from nbs/reproduce/quick.json."
