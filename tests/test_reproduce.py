@@ -10,16 +10,27 @@ def test_every_reproduction_has_quick_parameters():
     assert NAMES and set(NAMES) == set(quick_parameters())
 
 
-@pytest.mark.parametrize('name', NAMES)
-def test_reproduction_quick(name, tmp_path):
-    out, figs = run_reproduction(name, quick=True, parameters={'out_dir': str(tmp_path)}, out_dir=tmp_path / 'nb',
+@pytest.fixture(scope='module')
+def shared_out(tmp_path_factory):
+    "One output folder for all quick runs, as `jvcr reproduce` uses one: table2 and figure4 read aflw2000_3d's results."
+    return tmp_path_factory.mktemp('reproduce')
+
+
+@pytest.mark.parametrize('name', NAMES)   # in run order (list_reproductions)
+def test_reproduction_quick(name, shared_out):
+    from jvcr.core import data_status
+    before = set(shared_out.rglob('*'))
+    out, figs = run_reproduction(name, quick=True, parameters={'out_dir': str(shared_out)}, out_dir=shared_out / 'nb',
                                  progress=False)
-    assert out.exists() and figs == tmp_path
-    found = sorted((tmp_path / 'results').glob(f'{name}*.json'))  # NAME.json or NAME_<variant>.json
+    assert out.exists() and figs == shared_out
+    found = sorted((shared_out / 'results').glob(f'{name}*.json'))  # NAME.json or NAME_<variant>.json
     assert len(found) == 1, found
     res = json.loads(found[0].read_text())
-    assert res['parameters']['out_dir'] == str(tmp_path) and res['provenance']['git_commit'] is not None
-    assert any(tmp_path.glob('*.png'))
+    assert res['parameters']['out_dir'] == str(shared_out) and res['provenance']['git_commit'] is not None
+    for k, v in quick_parameters()[name].items(): assert res['parameters'][k] == v, (k, v)   # the injected values are echoed
+    new = {p for p in set(shared_out.rglob('*')) - before if p.parent == shared_out and p.suffix in ('.png', '.md', '.html')}
+    if name != 'figure4' or data_status()[0] is not None:   # figure4 draws the test run's faces: nothing to draw without data
+        assert new, f'{name} wrote no figure or table'
 
 
 def test_quick_or_data_less_runs_never_write_figures(tmp_path, monkeypatch):
