@@ -71,13 +71,14 @@ def _quiet_stderr():
 def _protobuf_compat():
     "MediaPipe 0.10.21 calls `MessageFactory.GetPrototype`, which protobuf >= 5 removed (it fails in a callback thread, "
     "which Jupyter reports as a cell error): give it back as `message_factory.GetMessageClass`."
-    from google.protobuf import message_factory as mf
+    try: from google.protobuf import message_factory as mf
+    except ImportError: return                          # no protobuf, so no MediaPipe either: its import names it
     if not hasattr(mf.MessageFactory, 'GetPrototype'): mf.MessageFactory.GetPrototype = lambda self, descriptor: mf.GetMessageClass(descriptor)
 
 def _face_detection_module():
     "MediaPipe's face detection solution; `ImportError` naming the extra when MediaPipe is missing or broken."
     try:
-        _protobuf_compat()
+        _protobuf_compat()                              # before MediaPipe: its import already needs the method
         with _quiet_stderr(): from mediapipe.python.solutions import face_detection
     except ImportError as e: raise ImportError(f"{DETECT_HINT}; missing: {e.name or e}") from None
     except Exception as e: raise ImportError(f"{DETECT_HINT}; mediapipe failed to import: {type(e).__name__}: {e}") from None
