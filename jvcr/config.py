@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 # %% auto #0
-__all__ = ['QUIRKS', 'PRESETS', 'MODES', 'OPTIMIZERS', 'RUNTIME_FIELDS', 'TRAIN_PRESETS', 'JVCRConfig', 'get_config', 'Stage',
-           'TrainConfig', 'scale_stages', 'get_train_config', 'schedule_table']
+__all__ = ['QUIRKS', 'TARGETS', 'PRESETS', 'VARIANTS', 'MODES', 'OPTIMIZERS', 'RUNTIME_FIELDS', 'TRAIN_PRESETS', 'JVCRConfig',
+           'variant', 'get_config', 'Stage', 'TrainConfig', 'scale_stages', 'get_train_config', 'schedule_table']
 
 # %% ../nbs/01a_config.ipynb #42e80824
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class JVCRConfig:
     sigma: float = 1.0                 # Gaussian sigma of the target blobs, in voxels, every axis (§3.3: --sigma 1)
     quirks: str = 'none'               # target volumes: 'none' = exact sub-voxel Gaussians; 'reference' = the reference
                                        # code's -1 voxel shift, integer centres and uint8 z truncation (§3.2)
+    target: str = 'compact'            # 'compact': JVCR's volumes + 3D-conv coordinate regressor; 'landmark2d': the
+                                       # two-stage baseline (Table I): one 2D heatmap per landmark in every stack
+                                       # (depth_res = n_points each), x, y decoded from the heatmaps, z by a 2D-conv regressor
 
     def __post_init__(self): _validate(self)
 
@@ -38,6 +41,7 @@ class JVCRConfig:
 
 # %% ../nbs/01a_config.ipynb #57962a07
 QUIRKS = ('none', 'reference')
+TARGETS = ('compact', 'landmark2d')
 
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 
@@ -56,7 +60,11 @@ def _validate(c:JVCRConfig):
     if c.out_res < 8 or c.out_res & (c.out_res - 1): bad('out_res', "must be a power of 2 >= 8 (the regressor halves it down to 4)")
     if c.in_res != 4 * c.out_res: bad('in_res', f"must be 4 * out_res = {4 * c.out_res} (the stem divides the input by 4)")
     if c.out_res % 2 ** c.hg_depth: bad('hg_depth', f"out_res={c.out_res} must be divisible by 2**hg_depth = {2 ** c.hg_depth}")
-    if c.depth_res[-1] != c.out_res: bad('depth_res', f"the last depth must equal out_res={c.out_res} (the regressor reads a cubic volume)")
+    if c.target not in TARGETS: bad('target', f"expected one of {TARGETS}")
+    if c.target == 'landmark2d':
+        if any(d != c.n_points for d in c.depth_res): bad('depth_res', f"target='landmark2d' needs one heatmap per landmark in every stack: each entry = n_points = {c.n_points}")
+        if c.quirks != 'none': bad('quirks', "the reference code's quirks concern compact volumes; target='landmark2d' takes quirks='none'")
+    elif c.depth_res[-1] != c.out_res: bad('depth_res', f"the last depth must equal out_res={c.out_res} (the regressor reads a cubic volume)")
     n_down = int(math.log2(c.out_res)) - 2
     if len(c.reg_channels) != n_down: bad('reg_channels', f"out_res={c.out_res} needs log2(out_res) - 2 = {n_down} entries (one per stride-2 layer)")
     if isinstance(c.sigma, bool) or not isinstance(c.sigma, (int, float)) or not c.sigma > 0: bad('sigma', "expected a positive number (voxels)")
@@ -71,6 +79,18 @@ PRESETS = {
     'tiny': JVCRConfig(depth_res=(2, 16), features=16, hg_depth=2, in_res=64, out_res=16,
                        reg_channels=(8, 16), reg_embed=32),
 }
+
+VARIANTS = ('flat', 'two_stage')  # Table I's arms, built from any preset: PRESETS['cpu_small_flat'], ...
+
+def variant(config:JVCRConfig, kind:str) -> JVCRConfig:  # a base configuration; 'flat' | 'two_stage'
+    "Table I's variants of `config`: 'flat' = no coarse-to-fine (every stack d = out_res); 'two_stage' = per-landmark 2D heatmaps + depth regressor."
+    k = config.n_stacks
+    if kind == 'flat': return dataclasses.replace(config, depth_res=(config.out_res,) * k)
+    if kind == 'two_stage': return dataclasses.replace(config, depth_res=(config.n_points,) * k, target='landmark2d', quirks='none')
+    raise ValueError(f"unknown variant {kind!r}; expected one of {VARIANTS}")
+
+for _base in ('paper', 'cpu_small', 'tiny'):
+    for _kind in VARIANTS: PRESETS[f'{_base}_{_kind}'] = variant(PRESETS[_base], _kind)
 
 def get_config(name:str='paper', **overrides) -> JVCRConfig:  # preset name; fields to change (validated again)
     "The preset `name`, with `overrides` applied."

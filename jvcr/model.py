@@ -13,7 +13,7 @@ from torch import nn
 from .core import atomic_write
 from .config import JVCRConfig, PRESETS, get_config
 from .hourglass import StackedHourglass
-from .regressor import CoordRegressor
+from .regressor import CoordRegressor, DepthRegressor2d
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'check_input', 'JVCR', 'count_params', 'count_macs', 'CheckpointError', 'config_dict',
@@ -48,7 +48,8 @@ class JVCR(nn.Module):
         if not isinstance(config, JVCRConfig): raise TypeError(f"JVCR expects a JVCRConfig or a preset name, got {type(config).__name__}")
         c = self.config = config
         self.hourglass = StackedHourglass(c.depth_res, c.features, c.hg_depth, c.n_blocks)
-        self.regressor = CoordRegressor(c.out_res, c.reg_channels, c.reg_embed, c.n_points)
+        self.regressor = (DepthRegressor2d(c.out_res, c.reg_channels, c.reg_embed, c.n_points, c.in_res) if c.target == 'landmark2d'
+                          else CoordRegressor(c.out_res, c.reg_channels, c.reg_embed, c.n_points))
         if channels_last: self.hourglass.to(memory_format=torch.channels_last)
 
     def forward(self, x):                                   # (B, 3, in_res, in_res), float in [0, 1]

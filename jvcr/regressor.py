@@ -8,9 +8,10 @@ import math
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .volumes import decode_heatmaps, COORD_SCALE
 
 # %% auto #0
-__all__ = ['FullConv3d', 'CoordRegressor']
+__all__ = ['FullConv3d', 'CoordRegressor', 'DepthRegressor2d']
 
 # %% ../nbs/07_regressor.ipynb #46310536
 def _down3d(cin:int, cout:int) -> nn.Sequential:
@@ -55,3 +56,32 @@ class CoordRegressor(nn.Module):
         if h.device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(h.device.type):         # bf16 training: the coordinates stay full precision
             with torch.autocast(h.device.type, enabled=False): return self.fc(h.float()).view(-1, self.n_points, 3)
         return self.fc(h).view(-1, self.n_points, 3)        # (B, n_points, 3)
+
+# %% ../nbs/07_regressor.ipynb #e3a24d1d
+def _down2d(cin:int, cout:int) -> nn.Sequential:
+    "Conv2d k4 s2 p1 + BatchNorm2d + LeakyReLU(0.2): halves each side."
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True))
+
+class DepthRegressor2d(nn.Module):
+    "Two-stage read-out: (B, N, R, R) per-landmark heatmaps -> (B, N, 3) coordinates; x, y from the peaks, z regressed."
+    def __init__(self, out_res:int=64, channels=(64, 128, 256, 512), embed:int=256, n_points:int=71, in_res:int|None=None):  # heatmap side; stride-2 widths (len log2(R) - 2); embedding width; landmarks; input crop side (default 4 R)
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        n_down = math.log2(out_res) - 2 if out_res > 0 else -1
+        if n_down < 1 or n_down != int(n_down) or len(channels) != n_down:
+            raise ValueError(f"DepthRegressor2d: out_res={out_res} must be a power of 2 >= 8 with log2(out_res) - 2 stride-2 layers, got channels={channels}")
+        self.out_res, self.n_points, self.in_res = out_res, n_points, in_res or 4 * out_res
+        self.down = nn.Sequential(*[_down2d(a, b) for a, b in zip((n_points,) + channels[:-1], channels)])
+        self.embed = nn.Conv2d(channels[-1], embed, 4)      # 4x4 -> 1x1, no BN, no activation
+        self.fc = nn.Linear(embed, n_points)
+
+    def forward(self, hm):                                  # (B, N, R, R)
+        R, N = self.out_res, self.n_points
+        if hm.ndim != 4 or tuple(hm.shape[1:]) != (N, R, R):
+            raise ValueError(f"DepthRegressor2d expects heatmaps of shape (B, {N}, {R}, {R}), got {tuple(hm.shape)}")
+        xy = (decode_heatmaps(hm) + 0.5) * (self.in_res / R) - 0.5            # voxel -> input-crop pixels
+        h = self.embed(self.down(hm)).flatten(1)                               # (B, embed)
+        if h.device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(h.device.type):
+            with torch.autocast(h.device.type, enabled=False): z = self.fc(h.float())
+        else: z = self.fc(h)
+        return torch.cat([xy.to(z.dtype) / COORD_SCALE, z.unsqueeze(-1)], -1)  # (B, N, 3), crop px / 255 as CoordRegressor

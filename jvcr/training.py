@@ -401,6 +401,9 @@ def end_epoch(self:_Run, stage, lr):
                            val_nme2d=row['val_nme2d'], train_config=cfg.to_dict())
         save_figure(plot_losses(read_metrics(self.out)), self.out / 'loss_curve.png')
     self.checkpoint()
+    if self.rank0 and not last and cfg.stage_at(e + 1).name != stage.name:   # the model as this stage left it (Table I: pre-trained only)
+        save_checkpoint(self.out / f'end_{stage.name}.pt', self.model, epoch=e, step=s.global_step, val_nme3d=row.get('val_nme3d'),
+                        val_nme2d=row.get('val_nme2d'), train_config=cfg.to_dict())
     if self.verbose and self.rank0: tqdm.write(epoch_summary(row, cfg.epochs))
     barrier(self.info)
     self.emit('on_epoch_end', row)
@@ -484,12 +487,13 @@ def run_training(preset:str='tiny',        # training preset (its model preset c
                  resume:bool=False,         # continue the run in `out`
                  progress:bool=True,        # tqdm bars
                  verbose:bool=True,         # one line per epoch
+                 split_seed:int|None=None,  # seed of the pool's train/validation split (None: the run's seed); fix it to compare seeds on one split
                  **overrides) -> dict:      # other TrainConfig fields (device, num_workers, batch_size, seed, ...)
     "Load a pool, hold out a validation split, and `train`: what `jvcr train` runs."
     kw = dict(overrides, **({} if epochs is None else dict(epochs=epochs)))
     cfg = get_train_config(preset, **kw)
     mcfg = get_config(cfg.model)
-    pool = load_pool(data, mcfg, val_fraction=val_fraction, seed=cfg.seed)   # the pool's fixed split by face group
+    pool = load_pool(data, mcfg, val_fraction=val_fraction, seed=cfg.seed if split_seed is None else split_seed)   # fixed split by face group
     bj = cfg.box_jitter
     aug = Augment(box_p=bj[0], box_mean=bj[1:4], box_sd=bj[4:7]) if bj else None   # the paper's augmentation (+ box jitter)
     train_ds = JVCRDataset(pool.train(), mcfg, train=True, seed=cfg.seed, augment=aug)

@@ -13,8 +13,8 @@ from .landmarks import N_POINTS, add_auxiliary, canonical_face_3d
 from .geometry import CropTransform, crop_points
 
 # %% auto #0
-__all__ = ['DEPTH_RES', 'COORD_SCALE', 'depth_bins', 'encode_volumes', 'coord_target', 'coords_to_crop', 'make_targets',
-           'make_targets_batch', 'volume_peaks', 'match_peaks', 'naive_volumes']
+__all__ = ['DEPTH_RES', 'COORD_SCALE', 'depth_bins', 'encode_volumes', 'coord_target', 'coords_to_crop', 'landmark_heatmaps',
+           'decode_heatmaps', 'make_targets', 'make_targets_batch', 'volume_peaks', 'match_peaks', 'naive_volumes']
 
 # %% ../nbs/02_volumes.ipynb #a78001b3
 DEPTH_RES = (1, 2, 4, 64)  # coarse-to-fine depths of the 4 stacks (PAPER.md)
@@ -175,6 +175,40 @@ def coords_to_crop(coords, scale:float=COORD_SCALE):  # (..., N, 3) coordinates 
     "Inverse of `coord_target`: back to input-crop pixels (same type as `coords`)."
     return coords * scale
 
+# %% ../nbs/02_volumes.ipynb #21b0cf83
+def landmark_heatmaps(pts,               # (N, >=2) or (B, N, >=2) points in the crop frame of `res` (x, y voxels)
+                      res:int=64,        # heatmap side R
+                      sigma:float=1.0,   # Gaussian sigma in voxels
+                      valid=None):       # (N,) or (B, N) bool: False leaves that landmark's heatmap empty
+    "One 2D Gaussian heatmap per landmark: (N, R, R) (or (B, N, R, R)) float32, peak 1 at the sub-voxel point."
+    p = np.asarray(pts.detach().cpu() if isinstance(pts, torch.Tensor) else pts, dtype=np.float64)
+    if p.ndim not in (2, 3) or p.shape[-1] < 2: raise ValueError(f"landmark_heatmaps expects (N, 2|3) or (B, N, 2|3) points, got {p.shape}")
+    if not (isinstance(sigma, (int, float)) and sigma > 0): raise ValueError(f"sigma={sigma!r}: expected a positive number of voxels")
+    g = np.arange(res, dtype=np.float64)
+    d = g - p[..., :2, None]                                          # (..., N, 2, R): voxel minus point, per axis
+    w = np.exp(-0.5 * (d / sigma) ** 2) * (np.abs(d) <= 3 * sigma)
+    hm = w[..., 1, :, None] * w[..., 0, None, :]                     # (..., N, R, R): rows y, columns x
+    if valid is not None: hm = hm * np.asarray(valid, dtype=bool)[..., None, None]
+    return torch.from_numpy(np.nan_to_num(hm).astype(np.float32))
+
+def decode_heatmaps(hm):  # (B, N, R, R) heatmaps (torch)
+    "Peak of every heatmap, refined by a log-parabola per axis: (B, N, 2) x, y in voxels (no gradient)."
+    if not isinstance(hm, torch.Tensor) or hm.ndim != 4: raise ValueError(f"decode_heatmaps expects a (B, N, R, R) tensor, got {getattr(hm, 'shape', type(hm))}")
+    h = hm.detach().float()
+    B, N, R, _ = h.shape
+    i = h.flatten(2).argmax(-1)                                       # (B, N)
+    iy, ix = i // R, i % R
+    pad = F.pad(h, (1, 1, 1, 1))                                      # neighbours outside the map count as 0
+    def at(dy, dx): return pad.flatten(2).gather(-1, ((iy + 1 + dy) * (R + 2) + ix + 1 + dx).unsqueeze(-1)).squeeze(-1)
+    c = at(0, 0)
+    def off(lo, hi):
+        ok = (lo > 1e-6) & (c > 1e-6) & (hi > 1e-6)
+        l, m, r = (torch.log(v.clamp_min(1e-6)) for v in (lo, c, hi))
+        den = l - 2 * m + r
+        o = torch.where(ok & (den < -1e-9), 0.5 * (l - r) / den.clamp_max(-1e-9), torch.zeros_like(c))
+        return o.clamp(-0.5, 0.5)
+    return torch.stack([ix + off(at(0, -1), at(0, 1)), iy + off(at(-1, 0), at(1, 0))], -1)
+
 # %% ../nbs/02_volumes.ipynb #0ac86309
 _CFG_FIELDS = ('depth_res', 'in_res', 'out_res', 'sigma', 'quirks')
 
@@ -182,7 +216,7 @@ def _from_cfg(cfg, kw):
     if cfg is None: return kw
     missing = [f for f in _CFG_FIELDS if not hasattr(cfg, f)]
     if missing: raise TypeError(f"cfg must have attributes {_CFG_FIELDS}; {type(cfg).__name__} lacks {missing}")
-    return {f: getattr(cfg, f) for f in _CFG_FIELDS}
+    return {**{f: getattr(cfg, f) for f in _CFG_FIELDS}, 'target': getattr(cfg, 'target', 'compact')}
 
 def _check_n(pts, cfg):
     n = getattr(cfg, 'n_points', None)
@@ -191,34 +225,41 @@ def _check_n(pts, cfg):
         raise ValueError(f"cfg.n_points is {n} but the points have shape {pts.shape}{hint}")
 
 # %% ../nbs/02_volumes.ipynb #c6a91761
+def _stack_targets(p, kw, valid, crop_px):  # crop-frame points of out_res; settings; mask; crop side(s) in image px
+    "Every stack's target: the compact volumes, or (two-stage baseline) the same per-landmark heatmaps for every stack."
+    if kw['target'] == 'landmark2d':
+        hm = landmark_heatmaps(p, kw['out_res'], kw['sigma'], valid=valid)
+        return [hm] + [hm.clone() for _ in kw['depth_res'][1:]]
+    if kw['target'] != 'compact': raise ValueError(f"target={kw['target']!r}: expected 'compact' or 'landmark2d'")
+    return encode_volumes(p, kw['depth_res'], kw['out_res'], kw['sigma'], kw['quirks'], valid=valid, crop_px=crop_px)
+
 def make_targets(pts_img,                 # (N, 3) image-space points (x, y pixels; z larger = nearer)
                  T:CropTransform,         # the sample's crop (after augmentation)
                  depth_res=DEPTH_RES, in_res:int=256, out_res:int=64, sigma:float=1.0, quirks:str='none',
                  valid=None,              # (N,) bool: False skips a point in the volumes (missing landmark)
-                 cfg=None):               # optional config with depth_res, in_res, out_res, sigma, quirks
+                 cfg=None,                # optional config with depth_res, in_res, out_res, sigma, quirks (and target)
+                 target:str='compact'):   # 'compact' volumes, or 'landmark2d': per-landmark 2D heatmaps (the two-stage baseline)
     "Targets of one face: (list of (d, out_res, out_res) float32 volumes, (N, 3) float32 coordinates)."
-    kw = _from_cfg(cfg, dict(depth_res=depth_res, in_res=in_res, out_res=out_res, sigma=sigma, quirks=quirks))
+    kw = _from_cfg(cfg, dict(depth_res=depth_res, in_res=in_res, out_res=out_res, sigma=sigma, quirks=quirks, target=target))
     pts = np.asarray(pts_img, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[-1] != 3: raise ValueError(f"make_targets expects (N, 3) image points, got {pts.shape}")
     _check_n(pts, cfg)
     params = T.to_array()                                                   # = T.apply, computed once
-    vols = encode_volumes(crop_points(pts, params, kw['out_res']), kw['depth_res'], kw['out_res'], kw['sigma'],
-                          kw['quirks'], valid=valid, crop_px=T.size)
+    vols = _stack_targets(crop_points(pts, params, kw['out_res']), kw, valid, T.size)
     return vols, coord_target(crop_points(pts, params, kw['in_res']))
 
 def make_targets_batch(pts_img,           # (B, N, 3) image-space points
                        Ts,                # B CropTransforms, or their (B, 6) `to_array` parameters
                        depth_res=DEPTH_RES, in_res:int=256, out_res:int=64, sigma:float=1.0, quirks:str='none',
-                       valid=None, cfg=None):
+                       valid=None, cfg=None, target:str='compact'):
     "Targets of a batch in one call: (list of (B, d, R, R) volumes, (B, N, 3) coordinates)."
-    kw = _from_cfg(cfg, dict(depth_res=depth_res, in_res=in_res, out_res=out_res, sigma=sigma, quirks=quirks))
+    kw = _from_cfg(cfg, dict(depth_res=depth_res, in_res=in_res, out_res=out_res, sigma=sigma, quirks=quirks, target=target))
     pts = np.asarray(pts_img, dtype=np.float64)
     params = np.stack([t.to_array() for t in Ts]) if not isinstance(Ts, np.ndarray) else np.asarray(Ts, np.float64)
     if pts.ndim != 3 or pts.shape[-1] != 3 or params.shape != (len(pts), 6):
         raise ValueError(f"make_targets_batch expects (B, N, 3) points and B transforms, got {pts.shape} and {params.shape}")
     _check_n(pts, cfg)
-    vols = encode_volumes(crop_points(pts, params, kw['out_res']), kw['depth_res'], kw['out_res'], kw['sigma'],
-                          kw['quirks'], valid=valid, crop_px=params[:, 2])
+    vols = _stack_targets(crop_points(pts, params, kw['out_res']), kw, valid, params[:, 2])
     return vols, coord_target(crop_points(pts, params, kw['in_res']))
 
 # %% ../nbs/02_volumes.ipynb #f0426da7

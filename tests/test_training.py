@@ -85,7 +85,7 @@ def test_tiny_trains_end_to_end_with_workers(toy, tmp_path):
         for k in ('epoch', 'step', 'lr', 'loss', 'loss_coord', 'loss_vox', 'loss_vox_0', 'loss_vox_1', 'val_nme2d', 'val_nme3d',
                   'seconds', 'samples_per_s'): assert k in r, k
     fct.test_eq(sorted(p.name for p in (tmp_path / 'run').iterdir()),
-                ['best.pt', 'last.pt', 'loss_curve.png', 'metrics.jsonl', 'train_config.json'])
+                ['best.pt', 'end_pretrain.pt', 'last.pt', 'loss_curve.png', 'metrics.jsonl', 'train_config.json'])
     best, extra = load_checkpoint(tmp_path / 'run' / 'best.pt')
     fct.test_eq(extra['val_nme3d'], min(r['val_nme3d'] for r in epochs))
     last = torch.load(tmp_path / 'run' / 'last.pt', weights_only=True)   # the whole training state loads safely
@@ -198,7 +198,7 @@ def test_ddp_two_processes_gloo_matches_single_process(tmp_path):
         for k, v in ra.items():
             if isinstance(v, float): assert abs(v - rb[k]) <= 1e-5 * max(1, abs(v)), (k, v, rb[k])
     fct.test_eq(sorted(p.name for p in ddp.iterdir()),
-                ['best.pt', 'last.pt', 'loss_curve.png', 'metrics.jsonl', 'rank0.pt', 'rank1.pt', 'train_config.json'])
+                ['best.pt', 'end_pretrain.pt', 'last.pt', 'loss_curve.png', 'metrics.jsonl', 'rank0.pt', 'rank1.pt', 'train_config.json'])
 
 
 # ---- bad input ---------------------------------------------------------------------------------
