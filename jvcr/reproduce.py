@@ -9,7 +9,8 @@ from pathlib import Path
 from .core import data_status, repo_root, provenance, write_json
 
 # %% auto #0
-__all__ = ['ORDER', 'list_reproductions', 'quick_parameters', 'write_results', 'figures_dir', 'run_reproduction']
+__all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'quick_parameters', 'device_kind', 'device_parameters',
+           'reproduction_parameters', 'write_results', 'figures_dir', 'run_reproduction']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
 ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'table1', 'table2', 'figure4', 'benchmark')  # table2 and figure4 read aflw2000_3d's results; figure4 table1's
@@ -24,28 +25,51 @@ def quick_parameters(root=None) -> dict:
     p = repo_root(root) / 'nbs' / 'reproduce' / 'quick.json'
     return json.loads(p.read_text()) if p.exists() else {}
 
+DEVICE_KINDS = ('cpu', 'cuda')
+
+def device_kind(device:str='auto') -> str:  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+    "'cuda' or 'cpu': which real scale `device` gets ('auto': CUDA when torch sees a GPU)."
+    if device == 'auto':
+        import torch
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    kind = str(device).split(':')[0]
+    if kind not in DEVICE_KINDS: raise ValueError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")
+    return kind
+
+def device_parameters(device:str='cpu', root=None) -> dict:  # 'cpu' | 'cuda' (or anything `device_kind` takes)
+    "The real-scale parameter values per notebook on that kind of device, from nbs/reproduce/devices.json."
+    p = repo_root(root) / 'nbs' / 'reproduce' / 'devices.json'
+    return json.loads(p.read_text()).get(device_kind(device), {}) if p.exists() else {}
+
+def reproduction_parameters(name:str, quick:bool=False, device:str='cpu', parameters:dict|None=None, root=None) -> dict:  # notebook; quick scale?; device; values that win over both
+    "The values papermill injects: the device's real scale (devices.json), then quick.json's when `quick`, then `parameters`."
+    dev = device_parameters(device, root).get(name, {})
+    p = {**dev, **(quick_parameters(root).get(name, {}) if quick else {})}
+    if 'device' in dev: p['device'] = dev['device'] if str(device) == 'auto' or ':' not in str(device) else str(device)
+    return {**p, **(parameters or {})}
+
 # %% ../nbs/14_reproduce.ipynb #f3e90d05
 def write_results(path, parameters:dict, results:dict, **prov):  # results/NAME.json; echo of the parameters cell
     "Write `{'parameters', 'results', 'provenance'}` as JSON (atomic) and return the path."
     return write_json(path, dict(parameters=parameters, results=results, provenance=provenance(**prov)))
 
 # %% ../nbs/14_reproduce.ipynb #13c5a4c1
-def figures_dir(quick:bool, have_data:bool, root=None) -> Path:  # quick scale?; is the research data there?; checkout
-    "Where a run's figures and results go: `figures/` only for a full-scale run on the research data, else `runs/reproduce/figures_{quick|nodata}/`."
+def figures_dir(quick:bool, have_data:bool, root=None, device:str='cpu') -> Path:  # quick scale?; is the research data there?; checkout; device kind
+    "Where a run's figures and results go: `figures/` for a full-scale CPU run on the research data (`figures/cuda/` on a GPU), else `runs/reproduce/figures_{quick|nodata}/`."
     root = repo_root(root)
-    if not quick and have_data: return root / 'figures'
+    if not quick and have_data: return root / 'figures' / ('cuda' if device_kind(device) == 'cuda' else '')
     return root / 'runs' / 'reproduce' / f"figures_{'quick' if quick else 'nodata'}"
 
 # %% ../nbs/14_reproduce.ipynb #4ba90238
 def run_reproduction(name:str, quick:bool=False, parameters:dict|None=None, root=None,
-                     out_dir=None, progress:bool=True):  # name from list_reproductions(); extra parameter values (e.g. out_dir); checkout; folder of the executed notebook
+                     out_dir=None, progress:bool=True, device:str='cpu'):  # name from list_reproductions(); extra parameter values (e.g. out_dir); checkout; folder of the executed notebook; tqdm; real scale of 'cpu' | 'cuda' | 'auto'
     "Execute nbs/reproduce/NAME.ipynb with papermill; return (executed notebook, folder of its figures and results)."
     import papermill as pm
     root = repo_root(root)
     known = list_reproductions(root)
     if name not in known: raise ValueError(f"unknown reproduction {name!r}; known: {', '.join(known)}")
-    params = {**(quick_parameters(root).get(name, {}) if quick else {}), **(parameters or {})}
-    figs = Path(params['out_dir']) if 'out_dir' in params else figures_dir(quick, data_status()[0] is not None, root)
+    params = reproduction_parameters(name, quick, device, parameters, root)
+    figs = Path(params['out_dir']) if 'out_dir' in params else figures_dir(quick, data_status()[0] is not None, root, device)
     if figs != root / 'figures': params['out_dir'] = str(figs)     # else the notebook's default, ../../figures
     out_dir = Path(out_dir) if out_dir else root / 'runs' / 'reproduce'
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -44,3 +44,28 @@ def test_quick_or_data_less_runs_never_write_figures(tmp_path, monkeypatch):
     monkeypatch.setattr(jr, 'data_status', lambda: (None, 'no data here'))
     _, figs = jr.run_reproduction(NAMES[0], quick=False, out_dir=tmp_path, progress=False)
     assert figs.name == 'figures_nodata' and calls[-1]['out_dir'] == str(figs)
+
+
+def test_cuda_scale_trains_the_paper_preset_on_cpu(tmp_path):
+    "What `jvcr reproduce --device cuda` injects (the paper preset, bf16 autocast, batch 20, 8 workers) is a valid run: a few steps on CPU."
+    from jvcr.reproduce import reproduction_parameters
+    from jvcr.config import get_train_config
+    from jvcr.training import run_training
+    p = reproduction_parameters('aflw2000_3d', device='cuda')
+    assert (p['train_preset'], p['device'], p['workers']) == ('paper', 'cuda', 8)
+    cfg = get_train_config(p['train_preset'])
+    assert (cfg.model, cfg.amp, cfg.batch_size) == ('paper', True, 20)
+    t1 = reproduction_parameters('table1', device='cuda')
+    assert (t1['model'], t1['base_preset'], t1['device']) == ('paper', 'paper', 'cuda')
+    s = run_training(p['train_preset'], 'toy:5', tmp_path / 'run', epochs=(1, 1), batch_size=2, device='cpu', num_workers=0,
+                     progress=False, verbose=False)       # the same preset, two faces a step, on this CPU
+    assert s['epochs_done'] == 2 and s['global_step'] == 4, s
+    assert s['best_val_nme3d'] is not None and s['best_val_nme3d'] == s['best_val_nme3d']   # a finite validation number
+
+
+def test_reproduce_cli_refuses_cuda_without_a_gpu(capsys):
+    import torch
+    from jvcr.cli import main
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
+    assert main(['reproduce', '--device', 'cuda', '--only', 'table1']) == 2
+    assert 'CUDA is not available here' in capsys.readouterr().err
