@@ -37,15 +37,19 @@ def _reproduce(a):
 
 def _evaluate(a):
     from jvcr.evaluation import run_evaluation
+    from jvcr.inference import resolve_checkpoint
     from jvcr.metrics import BIN_NAMES
-    rep = run_evaluation(a.dataset, checkpoint=a.checkpoint, baseline=a.baseline, crop=a.crop, root=a.root,
-                         json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch)
+    ckpt = None if a.checkpoint is None else resolve_checkpoint(a.checkpoint)   # a file, or shipped weights by name ('default')
+    rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
+                         json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
+                         predictions_out=a.predictions)
     m = rep['metrics']
     print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)")
     for name, s in m.items():
         bins = ' / '.join(f"{s['bins'][b]['mean'] * 100:.2f}" for b in BIN_NAMES) if 'bins' in s else '-'
         print(f"  {name:16s} mean {s['mean'] * 100:6.2f} %   bins {bins}   failed {s['n_failed']}")
-    if a.json: print(f"wrote {a.json}")
+    for f in (a.json, a.per_face, a.predictions):
+        if f: print(f"wrote {f}")
     return 0
 
 def _train(a):
@@ -144,7 +148,7 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     "`jvcr evaluate` and its options."
     e = sub.add_parser('evaluate', help='evaluate a checkpoint or a baseline on AFLW2000-3D (all protocols)')
     g = e.add_mutually_exclusive_group(required=True)
-    g.add_argument('--checkpoint', help='a checkpoint written by jvcr (loaded weights-only)')
+    g.add_argument('--checkpoint', help="a checkpoint written by jvcr (loaded weights-only), or shipped weights by name ('default')")
     g.add_argument('--baseline', choices=['mean-face', 'ground-truth'], help='a predictor that needs no training')
     e.add_argument('--dataset', default='aflw2000-3d', help='test set (aflw2000-3d)')
     e.add_argument('--crop', default='reference', choices=['reference', '3ddfa', '3ddfa_stored'],
@@ -152,6 +156,7 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     e.add_argument('--root', default=None, help='data root (default: $JVCR_DATA or ../shared/data)')
     e.add_argument('--json', metavar='OUT', help='write the full report (metrics, protocol, provenance) here')
     e.add_argument('--per-face', metavar='OUT.csv', help='write one row per face')
+    e.add_argument('--predictions', metavar='OUT.npz', help='save every prediction with ground truth, crop box and yaw (for jvcr.browser.EvalBrowser)')
     e.add_argument('--batch', type=int, default=50, help='faces per batch')
     e.add_argument('--no-progress', action='store_true', help='no progress bar')
     e.set_defaults(func=_evaluate)

@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import check_output_path, data_root, provenance, sha256_file, write_json
+from .core import atomic_write, check_output_path, data_root, provenance, sha256_file, write_json
 from .landmarks import N_LANDMARKS
 from .geometry import CropTransform, uncrop_points
 from .metrics import PROTOCOLS, MetricAccumulator, get_protocol, BIN_NAMES
 from .volumes import coords_to_crop
 
 # %% auto #0
-__all__ = ['DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor', 'predict_crops', 'ModelPredictor', 'evaluate',
-           'evaluation_report', 'run_evaluation']
+__all__ = ['PREDICTION_KEYS', 'PREDICTIONS_FORMAT', 'DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor',
+           'predict_crops', 'ModelPredictor', 'save_predictions', 'load_predictions', 'evaluate', 'evaluation_report',
+           'run_evaluation']
 
 # %% ../nbs/11_evaluation.ipynb #ec25a833
 class GroundTruthPredictor:
@@ -65,16 +66,51 @@ class ModelPredictor:
         crops = np.stack([s.crop.crop_image(s.load_image(), self.res) for s in samples])
         return predict_crops(self.model, crops, [s.crop for s in samples], self.device)
 
-# %% ../nbs/11_evaluation.ipynb #9582d044
+# %% ../nbs/11_evaluation.ipynb #f806fc54
 def _ids(samples): return [s.id for s in samples]
 
+PREDICTION_KEYS = ('ids', 'pred', 'gt', 'crops', 'yaw', 'image_paths', 'info')
+PREDICTIONS_FORMAT = 'jvcr-predictions-1'
+
+def save_predictions(path, samples, pred, info:dict|None=None):  # target .npz; the evaluated FaceSamples; (N, 68, 3) their predictions, image pixels; JSON-able notes (predictor, dataset, crop, checkpoint)
+    "Write the predictions of an evaluation run beside the faces' ids, ground truth, crop boxes, yaw and image files (.npz)."
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.shape != (len(samples), N_LANDMARKS, 3):
+        raise ValueError(f"predictions file {path}: got predictions of shape {pred.shape} for {len(samples)} faces")
+    info = dict(format=PREDICTIONS_FORMAT, n=len(samples), **(info or {}))
+    arrays = dict(ids=np.array(_ids(samples), dtype=str), pred=pred, gt=np.stack([s.pts for s in samples]),
+                  crops=np.stack([s.crop.to_array() for s in samples]), yaw=np.array([s.yaw for s in samples], dtype=np.float64),
+                  image_paths=np.array([str(s.image_path) for s in samples], dtype=str), info=np.array(json.dumps(info, default=str)))
+    return atomic_write(check_output_path(path, 'predictions file'), lambda f: np.savez_compressed(f, **arrays))
+
+# %% ../nbs/11_evaluation.ipynb #70e32e86
+def load_predictions(path) -> dict:  # a .npz written by `save_predictions` (or `evaluate(predictions_out=...)`)
+    "The saved predictions as a dict of arrays (`PREDICTION_KEYS`, `info` as a dict); errors name the file and what is wrong."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"predictions file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z: d = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise ValueError(f"{path} is not a predictions file (an .npz written by jvcr evaluate --predictions): {type(e).__name__}: {e}") from None
+    missing = [k for k in PREDICTION_KEYS if k not in d]
+    if missing: raise ValueError(f"{path} is not a jvcr predictions file: it lacks {', '.join(missing)} (has {', '.join(d) or 'nothing'})")
+    d['info'] = json.loads(str(d['info']))
+    n = len(d['ids'])
+    shapes = dict(pred=(n, N_LANDMARKS, 3), gt=(n, N_LANDMARKS, 3), crops=(n, 6), yaw=(n,), image_paths=(n,))
+    bad = [f"{k} {d[k].shape} (expected {s})" for k, s in shapes.items() if d[k].shape != s]
+    if bad: raise ValueError(f"predictions file {path} is inconsistent for its {n} faces: {'; '.join(bad)}")
+    return d
+
+# %% ../nbs/11_evaluation.ipynb #9582d044
 def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, progress:bool=True,
-             per_face_csv=None, thresholds=(0.07, 0.10), crop:str|None=None):  # callable; sequence of FaceSample; protocol names; faces per call; tqdm; CSV path; CED AUC limits; how the crops were made (recorded)
+             per_face_csv=None, thresholds=(0.07, 0.10), crop:str|None=None, predictions_out=None,
+             run_info:dict|None=None):  # callable; sequence of FaceSample; protocol names; faces per call; tqdm; CSV path; CED AUC limits; how the crops were made (recorded); .npz of every prediction (`save_predictions`); what that file records about the run (dataset, checkpoint)
     "Run `predictor` over `samples` and return every protocol's summary (per yaw bin and overall) with n and failures."
     protos = [get_protocol(p) for p in protocols]
     if len(samples) == 0: raise ValueError("evaluate: no faces to evaluate (empty dataset)")
+    if predictions_out: check_output_path(predictions_out, 'predictions file')
     acc = MetricAccumulator(protocols=protos, thresholds=thresholds)
-    t0 = time.time()
+    t0, preds = time.time(), []
     bar = tqdm(total=len(samples), desc=f'evaluate {getattr(predictor, "name", "predictor")}', disable=not progress,
                unit='face')
     for i in range(0, len(samples), batch_size):
@@ -86,11 +122,14 @@ def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, 
                              f"expected {gt.shape} (68 points, image pixels)")
         yaw = np.array([s.yaw for s in batch], dtype=np.float64)
         acc.update(pred, gt, yaw=None if np.isnan(yaw).any() else yaw, ids=_ids(batch))
+        if predictions_out: preds.append(pred)
         bar.update(len(batch))
     bar.close()
     if per_face_csv: acc.to_csv(per_face_csv)
+    name = getattr(predictor, 'name', type(predictor).__name__)
+    if predictions_out: save_predictions(predictions_out, samples, np.concatenate(preds), dict(predictor=name, crop=crop, **(run_info or {})))
     res = acc.compute()
-    return dict(predictor=getattr(predictor, 'name', type(predictor).__name__), n=len(samples), crop=crop,
+    return dict(predictor=name, n=len(samples), crop=crop,
                 protocols={p.name: dict(doc=p.doc) for p in protos}, metrics=res, seconds=round(time.time() - t0, 2))
 
 # %% ../nbs/11_evaluation.ipynb #b44c62b8
@@ -105,12 +144,13 @@ DATASETS = ('aflw2000-3d',)
 BASELINES = ('mean-face', 'ground-truth')
 
 def run_evaluation(dataset:str='aflw2000-3d', checkpoint=None, baseline:str|None=None, crop:str='reference',
-                   root=None, json_out=None, per_face_csv=None, progress:bool=True, batch_size:int=50) -> dict:
+                   root=None, json_out=None, per_face_csv=None, progress:bool=True, batch_size:int=50,
+                   predictions_out=None) -> dict:  # ...; .npz of every face's prediction, ground truth, crop and yaw (for `jvcr.browser`)
     "Load the dataset and the predictor, evaluate, write the JSON report; what `jvcr evaluate` runs."
     from jvcr import datasets
     started = time.time()
     if not (isinstance(batch_size, int) and batch_size >= 1): raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
-    for path, what in ((json_out, 'JSON report'), (per_face_csv, 'per-face CSV')):
+    for path, what in ((json_out, 'JSON report'), (per_face_csv, 'per-face CSV'), (predictions_out, 'predictions file')):
         if path: check_output_path(path, what)                        # before any work: a bad path fails now, not after the run
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     if (checkpoint is None) == (baseline is None): raise ValueError("give exactly one of a checkpoint or a baseline")
@@ -126,7 +166,9 @@ def run_evaluation(dataset:str='aflw2000-3d', checkpoint=None, baseline:str|None
         predictor = ModelPredictor(model, device='cuda' if torch.cuda.is_available() else 'cpu', name=Path(checkpoint).name)
     else:
         predictor = GroundTruthPredictor() if baseline == 'ground-truth' else MeanFacePredictor()
-    res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop)
+    info = dict(dataset=dataset, checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()), data_root=str(root))
+    res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop,
+                   predictions_out=predictions_out, run_info=info)
     rep = evaluation_report(res, dataset, data_root=given, checkpoint=checkpoint, started=started)
     if json_out: write_json(json_out, rep)
     return rep
