@@ -24,14 +24,20 @@ def _bench(a):
 
 def _reproduce(a):
     from jvcr.core import data_status
-    from jvcr.reproduce import list_reproductions, run_reproduction
+    from jvcr.reproduce import list_reproductions, run_reproduction, device_kind
+    kind = device_kind(a.device)                     # 'auto': CUDA when torch sees a GPU
+    if kind == 'cuda':
+        import torch
+        if not torch.cuda.is_available(): raise ValueError(f"--device {a.device}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
     root, why = data_status()
     if root is None: print(f"jvcr reproduce: no research data ({why}): the notebooks run on procedural and schematic faces "
                            "and skip the AFLW2000-3D test; nothing is written to figures/")
     elif a.quick: print("jvcr reproduce: quick scale: results go to runs/reproduce/figures_quick/; figures/ is left as committed")
+    print(f"jvcr reproduce: {'quick' if a.quick else 'real'} scale for {kind.upper()} "
+          f"({'the paper preset, bf16 autocast, batch 20, 8 loader processes; figures/cuda/' if kind == 'cuda' else 'the CPU presets'}; nbs/reproduce/devices.json)")
     names = a.only or list_reproductions()
     for n in names:
-        out, figs = run_reproduction(n, quick=a.quick, progress=not a.no_progress)
+        out, figs = run_reproduction(n, quick=a.quick, progress=not a.no_progress, device=a.device if a.device != 'auto' else kind)
         print(f"{n}: executed notebook {out}; figures and results in {figs}")
     return 0
 
@@ -139,6 +145,8 @@ def _add_reproduce(sub):  # argparse subparsers of `jvcr`
     r = sub.add_parser('reproduce', help='run the papermill reproduction notebooks (writes figures/)')
     r.add_argument('--quick', action='store_true', help='quick-scale parameters (nbs/reproduce/quick.json)')
     r.add_argument('--only', nargs='+', metavar='NAME', help='run only these notebooks')
+    r.add_argument('--device', default='auto', help="auto (CUDA when available), cpu, cuda or cuda:N: picks the real scale "
+                   "(CPU presets on CPU; the paper preset, bf16 autocast, batch 20, 8 workers on CUDA: nbs/reproduce/devices.json)")
     r.add_argument('--no-progress', action='store_true', help='no progress bar')
     r.set_defaults(func=_reproduce)
 
