@@ -13,16 +13,10 @@ from jvcr.inference import resolve_checkpoint
 from jvcr.landmarks import canonical_face_3d
 from jvcr.model import load_checkpoint
 from jvcr.synthetic import toy_source
+from jvcr import testing
 
 
-def schematic_faces(n=4, seed=0):
-    "Schematic faces, scaled, moved and given a yaw (no data, no images)."
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        pts = canonical_face_3d() * rng.uniform(80, 200) + [*rng.uniform(100, 300, 2), 0]
-        out.append(FaceSample(f's{i}', 'toy', f's{i}.jpg', pts, CropTransform.from_points(pts), float(rng.uniform(-90, 90))))
-    return out
+def schematic_faces(n=4, seed=0): return testing.schematic_faces(n, seed, 's')   # no data, no images
 
 
 def test_evaluate_saves_predictions_in_face_order(tmp_path):

@@ -8,16 +8,10 @@ from jvcr.evaluation import evaluate, GroundTruthPredictor, MeanFacePredictor, r
 from jvcr.geometry import CropTransform
 from jvcr.landmarks import canonical_face_3d
 from jvcr.metrics import PROTOCOLS
+from jvcr.testing import schematic_faces
 
 
-def toy_faces(n=5, seed=0):
-    "Faces made of the schematic layout, randomly scaled and moved (no data needed)."
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        pts = canonical_face_3d() * rng.uniform(80, 200) + [*rng.uniform(100, 300, 2), 0]
-        out.append(FaceSample(f'toy{i}', 'toy', f'toy{i}.jpg', pts, CropTransform.from_points(pts), float(rng.uniform(-90, 90))))
-    return out
+def toy_faces(n=5, seed=0): return schematic_faces(n, seed, 'toy')   # schematic faces, no data needed
 
 
 class Fixed:
