@@ -19,9 +19,10 @@ from .model import JVCR, count_params, count_macs
 from .config import Stage, TrainConfig
 from .testing import random_batch
 from .training import make_optimizers, train_step
+from .inference import BACKENDS, DEFAULT_BACKEND, Backend
 
 # %% auto #0
-__all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_training', 'bench_render']
+__all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_backends', 'bench_training', 'bench_render']
 
 # %% ../nbs/13a_bench.ipynb #14f41b21
 def _random_faces(n, seed=0):
@@ -103,15 +104,21 @@ def bench_model(preset='paper',       # preset name or a JVCRConfig
                 runs:int=5,           # timed passes (the median is reported)
                 warmup:int=2,         # untimed passes first
                 reference:bool=False, # also time the plain reference implementation (paper architecture only)
-                channels_last:bool=True  # JVCR's default weight layout; False: plain NCHW (the `jvcr bench --no-channels-last` variant)
+                channels_last:bool=True, # JVCR's default weight layout; False: plain NCHW (the `jvcr bench --no-channels-last` variant)
+                backend:str|None=None    # one of jvcr.inference.BACKENDS; None: the predictor's default (DEFAULT_BACKEND) for float32 channels-last, else 'eager'
                ) -> dict:
-    "Parameters, exact GMACs and CPU/GPU-agnostic inference time per crop of a preset."
+    "Parameters, exact GMACs and inference time per crop of a preset, by the predictor's default backend or the one named."
     cfg = preset if isinstance(preset, JVCRConfig) else get_config(preset)
     if dtype not in ('float32', 'bfloat16'): raise ValueError(f"bench_model: dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    if backend is None: backend = DEFAULT_BACKEND if dtype == 'float32' and channels_last else 'eager'
+    if backend != 'eager' and (dtype != 'float32' or not channels_last):
+        raise ValueError(f"bench_model: backend {backend!r} builds from the float32 channels-last model; dtype and channels_last apply to 'eager' only")
     dt, old_threads = getattr(torch, dtype), torch.get_num_threads()
     torch.manual_seed(0)
     model = JVCR(cfg, channels_last=channels_last).eval()
-    nets = {'ms_per_crop': model}
+    torch.set_num_threads(threads)
+    try: nets = {'ms_per_crop': model if backend == 'eager' else Backend(model, backend)}
+    finally: torch.set_num_threads(old_threads)
     if reference:
         from jvcr.reference_arch import build_reference, load_into_reference
         nets['ref_ms_per_crop'] = load_into_reference(build_reference(cfg.depth_res), model).eval().to(dt)
@@ -128,10 +135,85 @@ def bench_model(preset='paper',       # preset name or a JVCRConfig
     finally: torch.set_num_threads(old_threads)
     res = {'preset': preset if isinstance(preset, str) else 'custom', 'params_hourglass': count_params(model.hourglass),
            'params_regressor': count_params(model.regressor), 'params_total': count_params(model),
-           'gmacs': count_macs(model) / 1e9, 'channels_last': channels_last, 'threads': threads, 'batch': batch, 'dtype': dtype, 'runs': runs,
+           'gmacs': count_macs(model) / 1e9, 'backend': backend, 'channels_last': channels_last, 'threads': threads, 'batch': batch, 'dtype': dtype, 'runs': runs,
            'warmup': warmup, 'torch': torch.__version__}
     for k, ts in times.items(): res[k] = 1000 * statistics.median(ts) / batch
     return res
+
+# %% ../nbs/13a_bench.ipynb #8e0324cd
+def _coords_px(net, crops, batch:int):  # a model or Backend; (N, 3, R, R) crops; crops per pass (the last pass is padded)
+    "(N, n_points, 3) coordinates in input-crop pixels, `batch` crops per call."
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(crops), batch):
+            x = crops[s:s + batch]
+            n = len(x)
+            if n < batch: x = torch.cat([x, x[-1:].expand(batch - n, -1, -1, -1)])    # same shape: no recompilation
+            out.append(net(x)[1][:n].float() * 255)
+    return torch.cat(out)
+
+def _interleaved(fns:dict, x, warmup:int, runs:int) -> dict:
+    "{name: (median s, first call s)} of `fn(x)` for each, pass by pass in alternating order."
+    times, first = {k: [] for k in fns}, {}
+    for i in range(warmup + runs):
+        for k in (list(fns) if i % 2 == 0 else list(fns)[::-1]):
+            t0 = time.perf_counter(); fns[k](x); t = time.perf_counter() - t0
+            if i == 0: first[k] = t
+            elif i >= warmup: times[k].append(t)
+    return {k: (statistics.median(v), first[k]) for k, v in times.items()}
+
+# %% ../nbs/13a_bench.ipynb #826f3356
+def bench_backends(preset='paper',         # preset name or a JVCRConfig (random weights with random BatchNorm statistics, unless `model`)
+                   backends=BACKENDS,      # names from jvcr.inference.BACKENDS
+                   batches=(1, 8),         # crops per forward pass; each is timed
+                   threads:int=2,          # torch and ONNX Runtime threads (torch's restored afterwards)
+                   runs:int=7,             # timed passes per batch (median reported)
+                   warmup:int=2,           # untimed passes first (the first one also compiles)
+                   reference:bool=True,    # also time the authors' architecture at the paper's size
+                   model=None,             # a JVCR with real weights instead of random ones
+                   faces=None,             # (N, 3, R, R) float32 crops in [0, 1]: coordinate deviation from eager float32
+                   calib=None) -> list:    # (N, 3, R, R) crops that calibrate 'int8' (default: random crops)
+    "One row per (batch, backend): median ms per crop, ratio to the reference, build and first-call seconds, deviation in crop px."
+    from jvcr.reference_arch import build_reference, randomize_bn_stats
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or min(batches) < 1 or runs < 1 or warmup < 1: raise ValueError(f"bench_backends: backends must come from {BACKENDS} (got {unknown}); batches, runs, warmup >= 1")
+    cfg = preset if isinstance(preset, JVCRConfig) else get_config(preset)
+    torch.manual_seed(0)
+    if model is None: model = randomize_bn_stats(JVCR(cfg))
+    model, old = model.eval(), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        nets = {b: Backend(model, b, calib=calib, threads=threads) for b in backends}
+        ref = build_reference(get_config('paper').depth_res).eval() if reference else None
+        rows = []
+        for B in batches:
+            x = torch.rand(B, 3, cfg.in_res, cfg.in_res, generator=torch.Generator().manual_seed(B))
+            fns = {b: n for b, n in nets.items()}
+            if ref is not None:
+                xr = torch.rand(B, 3, 256, 256)
+                fns['reference'] = lambda _, r=ref, xr=xr: _no_grad_call(r, xr)
+            t = _interleaved(fns, x, warmup, runs)
+            for b, (med, first) in t.items():
+                rows.append(dict(preset=preset if isinstance(preset, str) else 'custom', batch=B, backend=b, ms_per_crop=1000 * med / B,
+                                 ratio_to_reference=med / t['reference'][0] if ref is not None else math.nan,
+                                 setup_s=getattr(nets.get(b), 'setup_s', 0.), first_call_s=first, threads=threads, runs=runs))
+        if faces is not None:
+            faces = torch.as_tensor(faces, dtype=torch.float32)
+            B = max(batches)
+            base = _coords_px(model, faces, B)
+            for r in rows:
+                if r['backend'] == 'reference': r.update(dev_max_px=math.nan, dev_mean_px=math.nan); continue
+                if r['batch'] == B:
+                    d = (_coords_px(nets[r['backend']], faces, B) - base).abs()
+                    r.update(dev_max_px=float(d.max()), dev_mean_px=float(d.mean()), faces=len(faces))
+            devs = {r['backend']: r for r in rows if r['batch'] == B}
+            for r in rows:
+                if 'dev_max_px' not in r: r.update({k: devs[r['backend']][k] for k in ('dev_max_px', 'dev_mean_px', 'faces')})
+    finally: torch.set_num_threads(old)
+    return rows
+
+def _no_grad_call(net, x):
+    with torch.inference_mode(): return net(x)
 
 # %% ../nbs/13a_bench.ipynb #ca6462ed
 def bench_training(preset='tiny',      # model preset name or JVCRConfig

@@ -18,7 +18,7 @@ def _bench(a):
     elif a.render: res = jb.bench_render(n=a.faces if a.faces != 200 else 20, source=a.source)
     elif a.training: res = jb.bench_training(a.preset, batch=a.batch, steps=a.runs, threads=a.threads, mode=a.mode)
     else: res = jb.bench_model(preset=a.preset, threads=a.threads, batch=a.batch, dtype=a.dtype, runs=a.runs,
-                               reference=a.reference, channels_last=not a.no_channels_last)
+                               reference=a.reference, channels_last=not a.no_channels_last, backend=a.backend)
     print(json.dumps(res, indent=None if a.json else 1))
     return 0
 
@@ -135,6 +135,8 @@ def _add_bench(sub):  # argparse subparsers of `jvcr`
     b.add_argument('--training', action='store_true', help='benchmark training steps (random tensors; --batch, --runs steps)')
     b.add_argument('--mode', default='joint', choices=['pretrain', 'joint'], help='training stage for --training')
     b.add_argument('--no-channels-last', action='store_true', help='time the model with plain NCHW weights (the layout variant)')
+    b.add_argument('--backend', default=None, help="the predictor backend to time (jvcr.inference.BACKENDS: eager, no_grad, fold_bn, bf16, "
+                   "autocast, onnxruntime, int8, compile); default: the predictor's default")
     b.add_argument('--json', action='store_true', help='one-line JSON')
     b.set_defaults(func=_bench)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_inference.ipynb #1395e25f
 from __future__ import annotations
-import argparse, copy, csv, dataclasses, importlib.resources, io, json, os, re, sys, warnings
+import argparse, copy, csv, dataclasses, importlib.resources, io, json, logging, os, re, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -17,16 +17,16 @@ from .landmarks import N_LANDMARKS, SKELETON
 from .geometry import CropTransform
 from .volumes import coords_to_crop
 from .detect import image_name, to_rgb, FaceDetector
-from .model import load_checkpoint, save_checkpoint, CheckpointError
+from .model import load_checkpoint, save_checkpoint, CheckpointError, check_input
 from .devices import resolve_device
 from .evaluation import predict_crops
 
 # %% auto #0
-__all__ = ['PREDICTION_CONVENTION', 'WEIGHTS_TERMS', 'EXPORT_FORMATS', 'ONNX_HINT', 'landmark_box', 'box_crop', 'check_box',
-           'weights_dir', 'shipped_weights', 'resolve_checkpoint', 'FileResults', 'Predictor', 'draw_points',
-           'ship_weights', 'CropCoords', 'export_model', 'load_exported', 'export_parity', 'read_boxes_csv',
-           'predict_command', 'add_predict_parser', 'export_command', 'add_export_parser', 'predict_main',
-           'export_main']
+__all__ = ['PREDICTION_CONVENTION', 'BACKENDS', 'DEFAULT_BACKEND', 'WEIGHTS_TERMS', 'EXPORT_FORMATS', 'ONNX_HINT', 'landmark_box',
+           'box_crop', 'check_box', 'fold_bn', 'Backend', 'weights_dir', 'shipped_weights', 'resolve_checkpoint',
+           'FileResults', 'Predictor', 'draw_points', 'ship_weights', 'CropCoords', 'export_model', 'load_exported',
+           'export_parity', 'read_boxes_csv', 'predict_command', 'add_predict_parser', 'export_command',
+           'add_export_parser', 'predict_main', 'export_main']
 
 # %% ../nbs/12_inference.ipynb #b30e78d3
 PREDICTION_CONVENTION = ("x, y: image pixels, 0-based pixel centres (pixel i spans [i-0.5, i+0.5]); z: the same pixel scale "
@@ -55,6 +55,117 @@ def check_box(box, hw, name:str='image') -> tuple:  # (x0, y0, x1, y1) image pix
     if x1 < -0.5 or y1 < -0.5 or x0 > w - 0.5 or y0 > h - 0.5:
         raise ValueError(f"{name}: box {b.tolist()} lies outside the {w}x{h} image")
     return x0, y0, x1, y1
+
+# %% ../nbs/12_inference.ipynb #b411a14e
+BACKENDS = ('eager', 'no_grad', 'fold_bn', 'bf16', 'autocast', 'onnxruntime', 'int8', 'compile')
+DEFAULT_BACKEND = 'fold_bn'  # the fastest float32 backend without a start-up cost (13a_bench: measured choice)
+
+def _rand_crops(res:int, n:int=1, seed:int=0):
+    "n fixed random crops (n, 3, res, res) in [0, 1]: what export and calibration default to."
+    return torch.rand(n, 3, res, res, generator=torch.Generator().manual_seed(seed))
+
+# %% ../nbs/12_inference.ipynb #958876ed
+def _fuse(conv, bn):
+    "`bn(conv(x))` as one convolution, its weight kept in `conv`'s memory layout."
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    f = fuse_conv_bn_eval(conv, bn)
+    if conv.weight.ndim == 4 and conv.weight.is_contiguous(memory_format=torch.channels_last):
+        f.weight.data = f.weight.data.contiguous(memory_format=torch.channels_last)
+    return f
+
+def fold_bn(model:nn.Module) -> nn.Module:  # a JVCR (or any module built of its blocks)
+    "An eval-mode copy of `model` with every BatchNorm that directly follows a convolution folded into it (the same function up to rounding)."
+    from jvcr.hourglass import Residual
+    m = copy.deepcopy(model).eval()
+    for mod in m.modules():
+        if isinstance(mod, Residual):                       # bn1 acts on the input the skip shares: it stays
+            mod.conv1, mod.bn2 = _fuse(mod.conv1, mod.bn2), nn.Identity()
+            mod.conv2, mod.bn3 = _fuse(mod.conv2, mod.bn3), nn.Identity()
+        elif isinstance(mod, nn.Sequential):                # the stem, the heads' fc, the regressor's Conv3d + BatchNorm3d
+            for j in range(len(mod) - 1):
+                if isinstance(mod[j], (nn.Conv2d, nn.Conv3d)) and isinstance(mod[j + 1], nn.modules.batchnorm._BatchNorm):
+                    mod[j], mod[j + 1] = _fuse(mod[j], mod[j + 1]), nn.Identity()
+    return m
+
+# %% ../nbs/12_inference.ipynb #06b622d0
+class _Coords(nn.Module):
+    "The model's coordinates alone (what ONNX Runtime and torch.compile run)."
+    def __init__(self, model): super().__init__(); self.model = model
+    def forward(self, x): return self.model(x)[1]          # (B, n_points, 3), crop px / 255
+
+class _BF16(nn.Module):
+    "A folded model in bfloat16 up to its last 3D convolution; the 1^3 embedding and the linear layer stay float32."
+    def __init__(self, model):
+        super().__init__(); self.m = model
+        model.hourglass.to(torch.bfloat16); model.regressor.down.to(torch.bfloat16)
+    def forward(self, x):
+        r = self.m.regressor
+        v = self.m.hourglass(x.to(torch.bfloat16))[-1]     # (B, d, R, R) bfloat16
+        h = r.down(v.unsqueeze(1)).float()                  # (B, c, 4, 4, 4)
+        return r.fc(r.embed(h).flatten(1)).view(-1, r.n_points, 3)
+
+class _Autocast(nn.Module):
+    "A model under CPU bfloat16 autocast (the regressor's last layer stays float32, as in training)."
+    def __init__(self, model): super().__init__(); self.m = model
+    def forward(self, x):
+        with torch.autocast('cpu', dtype=torch.bfloat16): return self.m(x)[1].float()
+
+# %% ../nbs/12_inference.ipynb #5491eeae
+class _Calib:
+    "ONNX Runtime calibration reader: one crop at a time."
+    def __init__(self, crops): self.it = iter([{'image': c[None].numpy()} for c in crops])
+    def get_next(self): return next(self.it, None)
+
+def _onnx_session(net, example, threads:int, calib=None):  # a module crops -> coords; an input batch; intra-op threads; crops (N, 3, R, R): quantise to int8
+    "An ONNX Runtime session of `net` (free batch size); statically quantised to int8 (QDQ, per-channel) on `calib` when given."
+    try: import onnx, onnxruntime as ort, onnxscript
+    except ImportError as e: raise ImportError(f"the {'int8' if calib is not None else 'onnxruntime'} backend needs the optional extra: "
+                                               f"pip install 'jvcr[onnx]'; missing: {e.name}") from None
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        f = Path(d) / 'model.onnx'
+        torch.onnx.export(net, (example,), input_names=['image'], output_names=['coords'], dynamo=True, verbose=False,
+                          dynamic_shapes={'x': {0: torch.export.Dim('batch')}}).save(f)
+        if calib is not None:
+            from onnxruntime.quantization import quantize_static, quant_pre_process, QuantFormat, QuantType, CalibrationMethod
+            level = logging.getLogger().level; logging.getLogger().setLevel(logging.ERROR)   # the quantiser logs per-tensor notes
+            try:
+                quant_pre_process(str(f), str(Path(d) / 'pre.onnx'))
+                quantize_static(str(Path(d) / 'pre.onnx'), str(Path(d) / 'int8.onnx'), _Calib(calib), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)   # min/max per tensor (the calibrator keeps only those)
+            finally: logging.getLogger().setLevel(level)
+            f = Path(d) / 'int8.onnx'
+        so = ort.SessionOptions(); so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        return ort.InferenceSession(str(f), so, providers=['CPUExecutionProvider'])
+
+# %% ../nbs/12_inference.ipynb #524da879
+class Backend:
+    "A JVCR's coordinates on the CPU by one of `BACKENDS`, called like the model: crops (B, 3, R, R) float32 -> (None, (B, n_points, 3)); no volumes."
+    def __init__(self, model, name:str=DEFAULT_BACKEND, calib=None, threads:int|None=None):  # a JVCR; one of BACKENDS; crops (N, 3, R, R) float32 that calibrate 'int8' (default: 8 random crops); ONNX Runtime threads (default: torch's)
+        if name not in BACKENDS: raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+        t0, model = time.perf_counter(), model.eval().cpu()
+        self.name, self.config, self._session = name, model.config, None
+        self._mode = torch.no_grad if name == 'no_grad' else torch.inference_mode
+        if name in ('onnxruntime', 'int8'):               # exported with a batch of 2 (a batch of 1 would fix the batch size)
+            calib = (_rand_crops(model.config.in_res, 8) if calib is None else torch.as_tensor(calib, dtype=torch.float32)) if name == 'int8' else None
+            self._session = _onnx_session(_Coords(fold_bn(model)), _rand_crops(model.config.in_res, 2), threads or torch.get_num_threads(), calib)
+        elif name in ('eager', 'no_grad'): self._net = _Coords(model)
+        else:
+            f = fold_bn(model)
+            self._net = {'fold_bn': _Coords, 'bf16': _BF16, 'autocast': _Autocast, 'compile': _Coords}[name](f)
+            if name == 'compile':
+                self._net = torch.compile(self._net, dynamic=False, options={'freezing': True})
+                self(_rand_crops(model.config.in_res))                    # compiles now (batch 1); another batch size compiles on its first call
+        self.setup_s = time.perf_counter() - t0             # build time: folding, export, quantisation, compilation
+
+    def __call__(self, x):                                  # (B, 3, R, R) float32 crops in [0, 1]
+        check_input(x, self.config.in_res)
+        if self._session is not None:
+            return None, torch.from_numpy(self._session.run(None, {'image': x.detach().float().cpu().numpy()})[0])
+        with self._mode(): return None, self._net(x).float()
+
+    def __repr__(self): return f"Backend({self.name!r}, {self.config.in_res}x{self.config.in_res} input)"
 
 # %% ../nbs/12_inference.ipynb #34f05be2
 WEIGHTS_TERMS = ("Weights shipped with jvcr are trained on AFLW images (non-commercial research use, no redistribution of the "
@@ -107,20 +218,25 @@ class FileResults(NamedTuple):
 
 class Predictor:
     "68 3D landmarks in image pixels from images and tight face boxes (given, or the face detector's), with a JVCR model, batched."
-    def __init__(self, model, device='cpu', expand:float=1.25, detector:FaceDetector|None=None):  # a jvcr.model.JVCR; 'cpu' | 'cuda' | 'cuda:N' | 'auto'; crop rule expansion (the evaluation's); for images without a box (default: created on first need)
+    def __init__(self, model, device='cpu', expand:float=1.25, detector:FaceDetector|None=None,
+                 backend:str|None=None):  # a jvcr.model.JVCR; 'cpu' | 'cuda' | 'cuda:N' | 'auto'; crop rule expansion (the evaluation's); for images without a box (default: created on first need); one of BACKENDS (None: DEFAULT_BACKEND on CPU, 'eager' on a GPU)
         if not isinstance(getattr(getattr(model, 'config', None), 'in_res', None), int):
             raise TypeError(f"Predictor expects a jvcr.model.JVCR (a module with .config.in_res), got {type(model).__name__}")
         self.device = resolve_device(str(device))
         self.model, self.expand, self.res = model.eval().to(self.device), expand, model.config.in_res
         self._detector = detector
+        self.backend = backend or (DEFAULT_BACKEND if self.device.type == 'cpu' else 'eager')
+        if self.backend not in BACKENDS: raise ValueError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        if self.backend != 'eager' and self.device.type != 'cpu': raise ValueError(f"backend {self.backend!r} runs on the CPU only; use 'eager' on {self.device}")
+        self._runner = None                                 # built on the first forward pass (from the weights as they are then)
 
     @classmethod
-    def from_checkpoint(cls, path='default', device='cpu', expand:float=1.25, detector:FaceDetector|None=None):  # a checkpoint written by jvcr.model.save_checkpoint, or the name of shipped weights ('default'); device; crop rule expansion; face detector
+    def from_checkpoint(cls, path='default', device='cpu', expand:float=1.25, detector:FaceDetector|None=None, backend:str|None=None):  # a checkpoint written by jvcr.model.save_checkpoint, or the name of shipped weights ('default'); device; crop rule expansion; face detector; one of BACKENDS
         """Load `path` safely (weights only; `CheckpointError` names a missing or foreign file) into a predictor.
         A name without a file, such as `'default'`, loads weights shipped with jvcr (`shipped_weights()`). Those are trained
         on AFLW images and Basel Face Model labels and carry their terms, non-commercial research only (`WEIGHTS_TERMS`),
         not the code's Apache-2.0 licence."""
-        return cls(load_checkpoint(resolve_checkpoint(path))[0], device, expand, detector)
+        return cls(load_checkpoint(resolve_checkpoint(path))[0], device, expand, detector, backend)
 
     @property
     def detector(self) -> FaceDetector:
@@ -128,7 +244,13 @@ class Predictor:
         if self._detector is None: self._detector = FaceDetector()
         return self._detector
 
-    def __repr__(self): return f"Predictor({self.res}x{self.res} input, device={self.device})"
+    @property
+    def runner(self):
+        "What the points come from: the model itself ('eager'), else its `Backend`, built on first use."
+        if self._runner is None: self._runner = self.model if self.backend == 'eager' else Backend(self.model, self.backend)
+        return self._runner
+
+    def __repr__(self): return f"Predictor({self.res}x{self.res} input, device={self.device}, backend={self.backend})"
 
 # %% ../nbs/12_inference.ipynb #0afb72bc
 def _prepare(self:Predictor, image, box, i:int):
@@ -142,8 +264,8 @@ def _prepare(self:Predictor, image, box, i:int):
     return T.crop_image(img, self.res), T, b, score
 
 def _forward(self:Predictor, prepared, return_volumes:bool=False):
-    "Run prepared crops through the model: (B, 68, 3) points with z centred per face [, volumes]."
-    out = predict_crops(self.model, np.stack([p[0] for p in prepared]), [p[1] for p in prepared], self.device, return_volumes)
+    "Run prepared crops through the backend (the eager model when volumes are asked for): (B, 68, 3) points with z centred per face [, volumes]."
+    out = predict_crops(self.model if return_volumes else self.runner, np.stack([p[0] for p in prepared]), [p[1] for p in prepared], self.device, return_volumes)
     pts, vols = out if return_volumes else (out, None)
     pts[..., 2] -= pts[..., 2].mean(-1, keepdims=True)
     return pts, vols

@@ -203,13 +203,19 @@ def test_parity_with_model_predictor(real_data, tmp_path):
     torch.manual_seed(1)
     path = save_checkpoint(tmp_path / 'small.pt', JVCR('cpu_small'))
     faces = [read_aflw2000_mat(m) for m in sorted((real_data / 'aflw2000_3d').glob('*.mat'))[::334]]  # 6 faces across the set
-    mp, pr = ModelPredictor(load_checkpoint(path)[0]), ji.Predictor.from_checkpoint(path)
+    mp, pr = ModelPredictor(load_checkpoint(path)[0]), ji.Predictor.from_checkpoint(path, backend='eager')
     for s in faces: fct.test_eq(ji.box_crop(ji.landmark_box(s.pts)).to_array()[:5], s.crop.to_array()[:5])
-    ours = pr.predict([s.image_path for s in faces], [ji.landmark_box(s.pts) for s in faces], batch_size=3)
+    boxes = [ji.landmark_box(s.pts) for s in faces]
+    ours = pr.predict([s.image_path for s in faces], boxes, batch_size=3)
     theirs = np.concatenate([mp(faces[:3]), mp(faces[3:])])
     fct.test_eq(ours[..., :2], theirs[..., :2])
     theirs[..., 2] -= theirs[..., 2].mean(-1, keepdims=True)
     assert np.abs(ours - theirs).max() < 1e-6
+    # the default backend (folded BatchNorm, float32) is the same function up to rounding, not to the bit
+    fast = ji.Predictor.from_checkpoint(path)
+    assert fast.backend == ji.DEFAULT_BACKEND != 'eager'
+    d = np.abs(fast.predict([s.image_path for s in faces], boxes, batch_size=3) - theirs).max()
+    assert d < 1e-2, d
 
 
 def test_torchscript_parity(tmp_path, ckpt):
@@ -248,3 +254,17 @@ def test_cli_export(tmp_path, ckpt, capsys):
     assert (tmp_path / 'm.pt').is_file() and 'max |exported - eager|' in capsys.readouterr().out
     assert ji.export_main(['export', '--format', 'torchscript', '--checkpoint', str(tmp_path / 'no.pt'), '--out', str(tmp_path / 'n.pt')]) == 2
     assert 'no such checkpoint' in capsys.readouterr().err
+
+
+def test_backends_agree_with_eager(tmp_path):
+    "Every float32 backend gives the eager model's points to rounding; bf16 moves them a little; unknown names fail."
+    from jvcr.reference_arch import randomize_bn_stats
+    torch.manual_seed(2)
+    model = randomize_bn_stats(JVCR('tiny')).eval()
+    x = torch.rand(3, 3, 64, 64)
+    with torch.inference_mode(): ref = model(x)[1] * 255
+    dev = {b: float((ji.Backend(model, b)(x)[1] * 255 - ref).abs().max()) for b in ('eager', 'no_grad', 'fold_bn', 'onnxruntime', 'bf16')}
+    assert dev['eager'] == dev['no_grad'] == 0
+    assert dev['fold_bn'] < 1e-3 and dev['onnxruntime'] < 1e-3 and 0 < dev['bf16'] < 5, dev
+    with pytest.raises(ValueError, match='unknown backend'): ji.Predictor(model, backend='tensorrt')
+    assert f'backend={ji.DEFAULT_BACKEND}' in repr(ji.Predictor(model))
