@@ -10,15 +10,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .core import atomic_write, check_output_path, data_root, provenance, sha256_file, write_json
-from .landmarks import N_LANDMARKS
+from .landmarks import N_LANDMARKS, canonical_face_3d
 from .geometry import CropTransform, uncrop_points
+from .datasets import FaceSample
 from .metrics import PROTOCOLS, MetricAccumulator, get_protocol, BIN_NAMES
 from .volumes import coords_to_crop
 
 # %% auto #0
 __all__ = ['PREDICTION_KEYS', 'PREDICTIONS_FORMAT', 'DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor',
-           'predict_crops', 'ModelPredictor', 'save_predictions', 'load_predictions', 'evaluate', 'evaluation_report',
-           'run_evaluation']
+           'schematic_faces', 'predict_crops', 'ModelPredictor', 'save_predictions', 'load_predictions', 'evaluate',
+           'evaluation_report', 'run_evaluation']
 
 # %% ../nbs/11_evaluation.ipynb #ec25a833
 class GroundTruthPredictor:
@@ -45,6 +46,16 @@ class MeanFacePredictor:
             c = s.crop
             out.append(self.unit * (c.size / self.expand) + [c.cx, c.cy, c.z_ref])
         return np.stack(out)
+
+# %% ../nbs/11_evaluation.ipynb #34ac068d
+def schematic_faces(n:int=5, seed:int=0, prefix:str='toy') -> list:  # faces; seed; id prefix (ids PREFIX0, PREFIX1, ...)
+    "`n` FaceSamples of the schematic layout, randomly scaled (80-200 px) and moved, with a random yaw; no images."
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        pts = canonical_face_3d() * rng.uniform(80, 200) + [*rng.uniform(100, 300, 2), 0]
+        out.append(FaceSample(f'{prefix}{i}', 'toy', f'{prefix}{i}.jpg', pts, CropTransform.from_points(pts), float(rng.uniform(-90, 90))))
+    return out
 
 # %% ../nbs/11_evaluation.ipynb #d4c19d2d
 def predict_crops(model, crops, transforms, device='cpu', return_volumes:bool=False):  # a JVCR (eval mode, on `device`); (B, R, R, 3) uint8 input crops; one CropTransform per crop; torch device; also return the volumes

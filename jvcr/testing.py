@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['separated_points', 'brute_zbuffer', 'write_aflw_folder', 'random_batch', 'schematic_faces']
+__all__ = ['separated_points', 'brute_zbuffer', 'write_aflw_folder', 'random_batch']
 
 # %% ../nbs/00a_testing.ipynb #c9c782f4
 def separated_points(n:int, lo:float, hi:float, gap:float, seed:int=0) -> np.ndarray:  # points; box [lo, hi)^3; minimum distance; seed
@@ -58,16 +58,3 @@ def random_batch(config, batch:int=2, seed:int=0) -> dict:  # a model config; ba
     return dict(image=torch.rand(batch, 3, config.in_res, config.in_res, generator=g),
                 volumes=[torch.rand(batch, d, R, R, generator=g) for d in config.depth_res],
                 coords=torch.rand(batch, config.n_points, 3, generator=g))
-
-# %% ../nbs/00a_testing.ipynb #7c38d986
-def schematic_faces(n:int=5, seed:int=0, prefix:str='toy') -> list:  # faces; seed; id prefix (ids PREFIX0, PREFIX1, ...)
-    "`n` FaceSamples of the schematic layout, randomly scaled (80-200 px) and moved, with a random yaw; no images."
-    from jvcr.datasets import FaceSample
-    from jvcr.geometry import CropTransform
-    from jvcr.landmarks import canonical_face_3d
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        pts = canonical_face_3d() * rng.uniform(80, 200) + [*rng.uniform(100, 300, 2), 0]
-        out.append(FaceSample(f'{prefix}{i}', 'toy', f'{prefix}{i}.jpg', pts, CropTransform.from_points(pts), float(rng.uniform(-90, 90))))
-    return out

@@ -13,10 +13,10 @@ from jvcr.inference import resolve_checkpoint
 from jvcr.landmarks import canonical_face_3d
 from jvcr.model import load_checkpoint
 from jvcr.synthetic import toy_source
-from jvcr import testing
+from jvcr.evaluation import schematic_faces as _schematic
 
 
-def schematic_faces(n=4, seed=0): return testing.schematic_faces(n, seed, 's')   # no data, no images
+def schematic_faces(n=4, seed=0): return _schematic(n, seed, 's')   # no data, no images
 
 
 def test_evaluate_saves_predictions_in_face_order(tmp_path):

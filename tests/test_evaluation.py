@@ -8,7 +8,7 @@ from jvcr.evaluation import evaluate, GroundTruthPredictor, MeanFacePredictor, r
 from jvcr.geometry import CropTransform
 from jvcr.landmarks import canonical_face_3d
 from jvcr.metrics import PROTOCOLS
-from jvcr.testing import schematic_faces
+from jvcr.evaluation import schematic_faces
 
 
 def toy_faces(n=5, seed=0): return schematic_faces(n, seed, 'toy')   # schematic faces, no data needed
