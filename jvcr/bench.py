@@ -19,7 +19,7 @@ from .model import JVCR, count_params, count_macs
 from .config import Stage, TrainConfig
 from .testing import random_batch
 from .training import make_optimizers, train_step
-from .inference import BACKENDS, DEFAULT_BACKEND, Backend
+from .inference import BACKENDS, DEFAULT_BACKEND, Backend, available_backends
 
 # %% auto #0
 __all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_backends', 'bench_training', 'bench_render']

@@ -23,10 +23,10 @@ from .evaluation import predict_crops
 
 # %% auto #0
 __all__ = ['PREDICTION_CONVENTION', 'BACKENDS', 'DEFAULT_BACKEND', 'WEIGHTS_TERMS', 'EXPORT_FORMATS', 'ONNX_HINT', 'landmark_box',
-           'box_crop', 'check_box', 'fold_bn', 'Backend', 'weights_dir', 'shipped_weights', 'resolve_checkpoint',
-           'FileResults', 'Predictor', 'draw_points', 'ship_weights', 'CropCoords', 'export_model', 'load_exported',
-           'export_parity', 'read_boxes_csv', 'predict_command', 'add_predict_parser', 'export_command',
-           'add_export_parser', 'predict_main', 'export_main']
+           'box_crop', 'check_box', 'available_backends', 'fold_bn', 'Backend', 'weights_dir', 'shipped_weights',
+           'resolve_checkpoint', 'FileResults', 'Predictor', 'draw_points', 'ship_weights', 'CropCoords',
+           'export_model', 'load_exported', 'export_parity', 'read_boxes_csv', 'predict_command', 'add_predict_parser',
+           'export_command', 'add_export_parser', 'predict_main', 'export_main']
 
 # %% ../nbs/12_inference.ipynb #b30e78d3
 PREDICTION_CONVENTION = ("x, y: image pixels, 0-based pixel centres (pixel i spans [i-0.5, i+0.5]); z: the same pixel scale "
@@ -58,6 +58,12 @@ def check_box(box, hw, name:str='image') -> tuple:  # (x0, y0, x1, y1) image pix
 
 # %% ../nbs/12_inference.ipynb #b411a14e
 BACKENDS = ('eager', 'no_grad', 'fold_bn', 'bf16', 'autocast', 'onnxruntime', 'int8', 'compile')
+def available_backends() -> tuple:
+    "The BACKENDS whose packages are installed here: 'onnxruntime' and 'int8' need the onnx extra (pip install 'jvcr[onnx]')."
+    try: import onnx, onnxruntime, onnxscript
+    except ImportError: return tuple(b for b in BACKENDS if b not in ('onnxruntime', 'int8'))
+    return BACKENDS
+
 DEFAULT_BACKEND = 'fold_bn'  # the fastest float32 backend without a start-up cost (13a_bench: measured choice)
 
 def _rand_crops(res:int, n:int=1, seed:int=0):
