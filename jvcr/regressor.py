@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from .volumes import decode_heatmaps, COORD_SCALE
 
 # %% auto #0
-__all__ = ['FullConv3d', 'CoordRegressor', 'DepthRegressor2d']
+__all__ = ['FullConv3d', 'fp32_head', 'CoordRegressor', 'DepthRegressor2d']
 
 # %% ../nbs/07_regressor.ipynb #46310536
 def _down3d(cin:int, cout:int) -> nn.Sequential:
@@ -27,6 +27,12 @@ class FullConv3d(nn.Conv3d):
         return super().forward(x)
 
 # %% ../nbs/07_regressor.ipynb #ef88e47c
+def fp32_head(fc:nn.Linear, h):  # the last linear layer; its input
+    "`fc(h)` in float32 even under bf16 autocast (training): the coordinates stay full precision."
+    if h.device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(h.device.type):
+        with torch.autocast(h.device.type, enabled=False): return fc(h.float())
+    return fc(h)
+
 class CoordRegressor(nn.Module):
     "3D-conv encoder + linear layer: (B, R, R, R) volume -> (B, n_points, 3) coordinates."
     def __init__(self,
@@ -53,9 +59,7 @@ class CoordRegressor(nn.Module):
             raise ValueError(f"CoordRegressor expects a volume of shape (B, {R}, {R}, {R}), got {tuple(vol.shape)}")
         h = self.down(vol.unsqueeze(1))                     # (B, c_last, 4, 4, 4)
         h = self.embed(h).flatten(1)                        # (B, embed)
-        if h.device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(h.device.type):         # bf16 training: the coordinates stay full precision
-            with torch.autocast(h.device.type, enabled=False): return self.fc(h.float()).view(-1, self.n_points, 3)
-        return self.fc(h).view(-1, self.n_points, 3)        # (B, n_points, 3)
+        return fp32_head(self.fc, h).view(-1, self.n_points, 3)   # (B, n_points, 3)
 
 # %% ../nbs/07_regressor.ipynb #e3a24d1d
 def _down2d(cin:int, cout:int) -> nn.Sequential:
@@ -81,7 +85,5 @@ class DepthRegressor2d(nn.Module):
             raise ValueError(f"DepthRegressor2d expects heatmaps of shape (B, {N}, {R}, {R}), got {tuple(hm.shape)}")
         xy = (decode_heatmaps(hm) + 0.5) * (self.in_res / R) - 0.5            # voxel -> input-crop pixels
         h = self.embed(self.down(hm)).flatten(1)                               # (B, embed)
-        if h.device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(h.device.type):
-            with torch.autocast(h.device.type, enabled=False): z = self.fc(h.float())
-        else: z = self.fc(h)
+        z = fp32_head(self.fc, h)                                               # (B, N) depths, float32
         return torch.cat([xy.to(z.dtype) / COORD_SCALE, z.unsqueeze(-1)], -1)  # (B, N, 3), crop px / 255 as CoordRegressor

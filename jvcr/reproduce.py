@@ -45,7 +45,7 @@ def reproduction_parameters(name:str, quick:bool=False, device:str='cpu', parame
     "The values papermill injects: the device's real scale (devices.json), then quick.json's when `quick`, then `parameters`."
     dev = device_parameters(device, root).get(name, {})
     p = {**dev, **(quick_parameters(root).get(name, {}) if quick else {})}
-    if 'device' in dev: p['device'] = dev['device'] if str(device) == 'auto' or ':' not in str(device) else str(device)
+    if 'device' in dev: p['device'] = str(device) if ':' in str(device) else dev['device']   # cuda:N as given
     return {**p, **(parameters or {})}
 
 # %% ../nbs/14_reproduce.ipynb #f3e90d05
