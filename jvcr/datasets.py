@@ -165,6 +165,11 @@ def _yaw_deg(pose_para):  # Pose_Para (1x7: pitch, yaw, roll in radians, ...)
     p = np.asarray(pose_para, dtype=np.float64).reshape(-1)
     return float(np.degrees(p[1])) if p.size == 7 else math.nan
 
+def _pose_deg(pose_para):  # Pose_Para (1x7: pitch, yaw, roll in radians, ...)
+    "(yaw, pitch, roll) in degrees, the order of `jvcr.pose`; None unless Pose_Para has 7 values."
+    p = np.asarray(pose_para, dtype=np.float64).reshape(-1)
+    return np.degrees(p[[1, 0, 2]]) if p.size == 7 else None
+
 def _folder(folder, default, what):
     folder = Path(folder) if folder is not None else data_root() / default
     if not folder.is_dir(): raise DataError(f"{what} folder not found: {folder}")
@@ -187,6 +192,7 @@ def read_aflw2000_mat(mat_path, roi_box=None, expand:float=1.25, unclamp:bool=Tr
             box, extra['box_rebuilt'] = box_3ddfa_rule(pts), True
         crop = CropTransform.from_box(box, z_ref=float(pts[:, 2].mean()))
     yaw = _yaw_deg(m['Pose_Para']) if 'Pose_Para' in m else math.nan
+    if 'Pose_Para' in m and (pose := _pose_deg(m['Pose_Para'])) is not None: extra['pose'] = pose  # (yaw, pitch, roll) degrees
     return FaceSample(Path(mat_path).stem, 'aflw2000_3d', img, pts, crop, yaw, extra)
 
 # %% ../nbs/04_datasets.ipynb #9dae9683
@@ -243,6 +249,7 @@ def read_300w_lp_mat(mat_path, model=None, expand:float=1.25):  # .mat file; a j
     pts = _check_pts(pts, mat_path)
     extra = dict(annotation=str(mat_path))
     if 'pt2d' in m and np.shape(m['pt2d']) == (2, N_LANDMARKS): extra['pt2d'] = np.asarray(m['pt2d'], np.float64).T - 1
+    if (pose := _pose_deg(m['Pose_Para'])) is not None: extra['pose'] = pose   # (yaw, pitch, roll) degrees
     return FaceSample(Path(mat_path).stem, '300w_lp', img, pts, CropTransform.from_points(pts, expand),
                       _yaw_deg(m['Pose_Para']), extra)
 
