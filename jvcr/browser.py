@@ -89,7 +89,17 @@ def _errors(self:EvalBrowser, protocol=None):
     if p not in self.run['errors']: raise ValueError(f"protocol {p!r} is not in {self.csv} (it has {', '.join(self.protocols)})")
     return self.run['errors'][p]
 
-def _select(self:EvalBrowser, sort_by:str|None=None, worst_first:bool=True, yaw_bin:str|None=None, error_range=None) -> np.ndarray:  # protocol (default: the CSV's first); order; one of BIN_NAMES (None: every face); (lo, hi) errors kept (fractions, e.g. (0.05, 1))
+def _percent_range(r) -> tuple:  # (lo, hi) as given to `select`
+    "(lo, hi) in percent, checked: two finite numbers, 0 <= lo <= hi, hi above 1 (at most 1 reads as the old fraction form)."
+    try: lo, hi = (float(v) for v in r)
+    except (TypeError, ValueError): raise ValueError(f"error_range {r!r}: give (lo, hi) in percent, e.g. (5, 100)") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo <= hi): raise ValueError(f"error_range {r!r}: needs 0 <= lo <= hi, in percent")
+    if hi <= 1: raise ValueError(f"error_range {r!r} is in percent (as jvcr evaluate prints errors); an upper bound of at most 1 reads as "
+                                 f"the old fraction form: for {lo * 100:g} % to {hi * 100:g} % pass ({lo * 100:g}, {hi * 100:g}); "
+                                 "for the best faces sort with worst_first=False")
+    return lo, hi
+
+def _select(self:EvalBrowser, sort_by:str|None=None, worst_first:bool=True, yaw_bin:str|None=None, error_range=None) -> np.ndarray:  # protocol (default: the CSV's first); order; one of BIN_NAMES (None: every face); (lo, hi) errors kept, in percent as `label` and `jvcr evaluate` print them, e.g. (5, 100)
     "Run indices of the faces that pass the filters, sorted by error."
     e = _errors(self, sort_by)
     keep = np.ones(len(self), bool)
@@ -98,8 +108,8 @@ def _select(self:EvalBrowser, sort_by:str|None=None, worst_first:bool=True, yaw_
         if self.run['yaw_bin'] is None: raise ValueError(f"{self.csv} has no yaw column: cannot filter by yaw bin")
         keep &= self.run['yaw_bin'] == yaw_bin
     if error_range is not None:
-        lo, hi = error_range
-        keep &= np.isfinite(e) & (e >= lo) & (e <= hi)
+        lo, hi = _percent_range(error_range)
+        keep &= np.isfinite(e) & (e * 100 >= lo) & (e * 100 <= hi)
     key = np.where(np.isfinite(e), e, np.inf)
     idx = np.flatnonzero(keep)
     return idx[np.argsort(-key[idx] if worst_first else key[idx], kind='stable')]
@@ -203,12 +213,15 @@ def _slices_figure(self:EvalBrowser, face, n:int=5, stack:int=-1):  # index or i
 EvalBrowser.volumes, EvalBrowser.slices_figure = _volumes, _slices_figure
 
 # %% ../nbs/13b_browser.ipynb #308d359d
-def _export_html(self:EvalBrowser, face, path, protocol=None):  # index or id; target .html; the error in the title
+def _export_html(self:EvalBrowser, face, path, protocol=None, overwrite:bool=False):  # index or id; target .html; the error in the title; replace an existing file?
     "Write one face's `face_figure` as HTML with plotly.min.js beside it (opens offline); returns the path."
-    from jvcr.core import check_output_path
-    path = check_output_path(path, 'HTML file')
-    self.face_figure(face, protocol).write_html(str(path), include_plotlyjs='directory', full_html=True, div_id='jvcr-face')  # fixed id: reruns give the same file
-    return path
+    from plotly.offline import get_plotlyjs
+    from jvcr.core import atomic_write, check_outputs
+    path = check_outputs({'HTML file': path}, {'per-face CSV': self.csv, 'predictions': self.npz}, overwrite)[0]
+    html = self.face_figure(face, protocol).to_html(include_plotlyjs='directory', full_html=True, div_id='jvcr-face')  # fixed id: reruns give the same file
+    js = path.parent / 'plotly.min.js'
+    if not js.is_file(): atomic_write(js, lambda f: f.write(get_plotlyjs().encode('utf-8')))
+    return atomic_write(path, lambda f: f.write(html.encode('utf-8')))
 
 EvalBrowser.export_html = _export_html
 
@@ -252,18 +265,20 @@ def _widget(self:EvalBrowser, image:bool=True):  # show the photo under the 2D p
     "An ipywidgets browser over the run."
     import ipywidgets as w
     from IPython.display import display, clear_output
-    e_max = float(np.nanmax([np.nanmax(np.where(np.isfinite(e), e, np.nan)) for e in self.run['errors'].values()] + [0.01]))
+    e_max = 100 * float(np.nanmax([np.nanmax(np.where(np.isfinite(e), e, np.nan)) for e in self.run['errors'].values()] + [0.02]))  # percent
     sort = w.Dropdown(options=self.protocols, description='sort by')
     worst = w.Checkbox(value=True, description='worst first')
     bins = w.ToggleButtons(options=['all'] + ([] if self.run['yaw_bin'] is None else list(BIN_NAMES)), description='yaw bin')
-    rng = w.FloatRangeSlider(value=(0, e_max), min=0, max=e_max, step=e_max / 200, description='error', readout_format='.3f')
+    rng = w.FloatRangeSlider(value=(0, e_max), min=0, max=e_max, step=e_max / 200, description='error %', readout_format='.1f')
     faces = w.Select(rows=12, description='face', layout=w.Layout(width='95%'))
     out2d, out3d, outvol, msg = w.Output(), w.Output(), w.Output(), w.HTML()
-    export = w.Button(description='export HTML'); path = w.Text(value='face.html', description='to')
+    export, path = w.Button(description='export HTML'), w.Text(value='face.html', description='to')
+    overwrite = w.Checkbox(value=False, description='overwrite')
 
     def refresh(*_):
-        idx = self.select(sort.value, worst.value, None if bins.value == 'all' else bins.value,
-                          None if rng.value == (0, e_max) else rng.value)
+        try: idx = self.select(sort.value, worst.value, None if bins.value == 'all' else bins.value,
+                               None if rng.value == (0, e_max) else rng.value)
+        except ValueError as ex: msg.value = str(ex); return
         faces.options = [(self.label(i, sort.value), int(i)) for i in idx]
         msg.value = f"{len(idx)} of {len(self)} faces"
     def show(*_):
@@ -276,12 +291,14 @@ def _widget(self:EvalBrowser, image:bool=True):  # show the photo under the 2D p
                 try: display(draw())
                 except Exception as ex: print(f"{type(ex).__name__}: {ex}")
     def do_export(*_):
-        if faces.value is not None: msg.value = f"wrote {self.export_html(faces.value, path.value, sort.value)}"
+        if faces.value is None: return
+        try: msg.value = f"wrote {self.export_html(faces.value, path.value, sort.value, overwrite.value)}"
+        except ValueError as ex: msg.value = str(ex)                # an existing file without 'overwrite', a bad path
     for c in (sort, worst, bins, rng): c.observe(refresh, 'value')
     faces.observe(show, 'value'); export.on_click(do_export)
     refresh(); faces.index = None   # nothing drawn (no photo) until a face is picked
-    ui = w.VBox([w.HBox([sort, worst]), bins, rng, msg, faces, w.HBox([out2d, outvol]), out3d, w.HBox([export, path])])
-    ui.controls = dict(sort=sort, worst=worst, bins=bins, error=rng, faces=faces, export=export, path=path, message=msg)
+    ui = w.VBox([w.HBox([sort, worst]), bins, rng, msg, faces, w.HBox([out2d, outvol]), out3d, w.HBox([export, path, overwrite])])
+    ui.controls = dict(sort=sort, worst=worst, bins=bins, error=rng, faces=faces, export=export, path=path, overwrite=overwrite, message=msg)
     return ui
 
 EvalBrowser.widget = _widget

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_inference.ipynb #1395e25f
 from __future__ import annotations
-import argparse, copy, csv, dataclasses, importlib.resources, io, json, logging, os, re, sys, tempfile, time, warnings
+import argparse, contextlib, copy, csv, dataclasses, importlib.resources, io, json, logging, os, re, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
-from .core import atomic_write, check_output_path
+from .core import atomic_write, check_output_path, check_outputs
 from .landmarks import N_LANDMARKS, SKELETON
 from .geometry import CropTransform
 from .volumes import coords_to_crop
@@ -22,11 +22,12 @@ from .devices import resolve_device
 from .evaluation import predict_crops
 
 # %% auto #0
-__all__ = ['PREDICTION_CONVENTION', 'BACKENDS', 'DEFAULT_BACKEND', 'WEIGHTS_TERMS', 'EXPORT_FORMATS', 'ONNX_HINT', 'landmark_box',
-           'box_crop', 'check_box', 'available_backends', 'fold_bn', 'Backend', 'weights_dir', 'shipped_weights',
+__all__ = ['PREDICTION_CONVENTION', 'MIN_FACE_PX', 'MAX_PIXELS', 'BACKENDS', 'DEFAULT_BACKEND', 'WEIGHTS_TERMS', 'EXPORT_FORMATS',
+           'EXPORT_SUFFIXES', 'ONNX_HINT', 'landmark_box', 'box_crop', 'check_box', 'SmallFaceWarning',
+           'warn_small_face', 'read_rgb', 'available_backends', 'fold_bn', 'Backend', 'weights_dir', 'shipped_weights',
            'resolve_checkpoint', 'FileResults', 'Predictor', 'draw_points', 'ship_weights', 'CropCoords',
-           'export_model', 'load_exported', 'export_parity', 'read_boxes_csv', 'predict_command', 'add_predict_parser',
-           'export_command', 'add_export_parser', 'predict_main', 'export_main']
+           'check_export_out', 'export_model', 'load_exported', 'export_parity', 'read_boxes_csv', 'predict_command',
+           'add_predict_parser', 'export_command', 'add_export_parser', 'predict_main', 'export_main']
 
 # %% ../nbs/12_inference.ipynb #b30e78d3
 PREDICTION_CONVENTION = ("x, y: image pixels, 0-based pixel centres (pixel i spans [i-0.5, i+0.5]); z: the same pixel scale "
@@ -55,6 +56,41 @@ def check_box(box, hw, name:str='image') -> tuple:  # (x0, y0, x1, y1) image pix
     if x1 < -0.5 or y1 < -0.5 or x0 > w - 0.5 or y0 > h - 0.5:
         raise ValueError(f"{name}: box {b.tolist()} lies outside the {w}x{h} image")
     return x0, y0, x1, y1
+
+# %% ../nbs/12_inference.ipynb #b7c1a001
+MIN_FACE_PX = 32   # the smallest usable face: a box whose larger side is below this many image pixels warns
+
+class SmallFaceWarning(UserWarning):
+    "A face box below `MIN_FACE_PX`: the prediction runs, but on a few upsampled pixels."
+
+def warn_small_face(box, name:str='image'):  # (x0, y0, x1, y1) checked by `check_box`; how the warning names the image
+    "Warn (`SmallFaceWarning`, naming the image) when the box's larger side is below `MIN_FACE_PX` pixels."
+    side = max(box[2] - box[0], box[3] - box[1])
+    if side < MIN_FACE_PX:
+        warnings.warn(f"{name}: the face box is {side:.3g} px, below the smallest usable face ({MIN_FACE_PX} px a side): "
+                      "its points will be unreliable", SmallFaceWarning, stacklevel=3)
+
+# %% ../nbs/12_inference.ipynb #b7c1a004
+MAX_PIXELS = 178_956_970   # the default limit on an image file's pixels: PIL's own refusal limit (2 x Image.MAX_IMAGE_PIXELS)
+
+@contextlib.contextmanager
+def _pil_guard_off():
+    "PIL's decompression-bomb guard off for the block (`max_pixels` is checked instead, in an error that names it)."
+    old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try: yield
+    finally: Image.MAX_IMAGE_PIXELS = old
+
+def read_rgb(image, name:str='image', max_pixels:int|None=MAX_PIXELS) -> np.ndarray:  # path, PIL image or array; how errors name it; largest image file to decode (None: any)
+    "`to_rgb`, with an image file above `max_pixels` refused before decoding (`ValueError` naming it, its size and --max-pixels)."
+    if not isinstance(image, (str, os.PathLike)) or not Path(image).is_file(): return to_rgb(image, name)
+    with _pil_guard_off():
+        try:
+            with Image.open(image) as im: w, h = im.size       # the header only
+        except (OSError, SyntaxError, ValueError): w = h = 0  # unreadable: to_rgb names it
+        if max_pixels is not None and w * h > max_pixels:
+            raise ValueError(f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, above the limit of {max_pixels / 1e6:.0f} "
+                             f"(max_pixels={max_pixels}); to read it pass --max-pixels {w * h} (Python: max_pixels=)")
+        return to_rgb(image, name)
 
 # %% ../nbs/12_inference.ipynb #b411a14e
 BACKENDS = ('eager', 'no_grad', 'fold_bn', 'bf16', 'autocast', 'onnxruntime', 'int8', 'compile')
@@ -197,7 +233,13 @@ def resolve_checkpoint(path) -> Path:  # a checkpoint file, or the name of shipp
 
 # %% ../nbs/12_inference.ipynb #9d517c7a
 def _image_list(images) -> list:
-    "One image or a sequence of them (a 4-d array is a batch) -> a list."
+    "One image or a sequence of them (a 4-d array is a batch) -> a list; `TypeError` for what is not an image."
+    if images is None: raise TypeError("predict: images is None; pass an image path, a PIL image, an HxW(x3) array or a list of them")
+    if isinstance(images, (bytes, bytearray)):
+        raise TypeError(f"predict: got {len(images)} raw bytes, not an image; decode them first: PIL.Image.open(io.BytesIO(data))")
+    if isinstance(images, torch.Tensor):
+        raise TypeError(f"predict: got a torch tensor of shape {tuple(images.shape)}; pass an HxWx3 numpy array "
+                        "(from a CHW tensor: t.permute(1, 2, 0).numpy()), a PIL image or a path")
     if isinstance(images, (str, os.PathLike, Image.Image)): return [images]
     if isinstance(images, np.ndarray): return list(images) if images.ndim == 4 else [images]
     return list(images)
@@ -205,8 +247,11 @@ def _image_list(images) -> list:
 def _box_list(boxes, n:int) -> list:
     "None (the detector's box for every image), one box (n == 1) or one box per image (None: the detector's) -> n entries, checked per image later."
     if boxes is None: return [None] * n
-    try: a = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError): a = None                 # ragged or with None entries: one per image
+    if isinstance(boxes, (str, bytes)): raise TypeError(f"box {boxes!r} is a string: pass 4 numbers (x0, y0, x1, y1)")
+    a = None
+    if not (isinstance(boxes, (list, tuple)) and any(b is None for b in boxes)):   # None entries: the detector's, per image
+        try: a = np.asarray(boxes, dtype=np.float64)
+        except (TypeError, ValueError): pass                 # ragged: one per image
     if a is not None and a.shape == (4,):
         if n == 1: return [boxes]
         raise ValueError(f"one box for {n} images: pass one (x0, y0, x1, y1) per image")
@@ -225,24 +270,26 @@ class FileResults(NamedTuple):
 class Predictor:
     "68 3D landmarks in image pixels from images and tight face boxes (given, or the face detector's), with a JVCR model, batched."
     def __init__(self, model, device='cpu', expand:float=1.25, detector:FaceDetector|None=None,
-                 backend:str|None=None):  # a jvcr.model.JVCR; 'cpu' | 'cuda' | 'cuda:N' | 'auto'; crop rule expansion (the evaluation's); for images without a box (default: created on first need); one of BACKENDS (None: DEFAULT_BACKEND on CPU, 'eager' on a GPU)
+                 backend:str|None=None, max_pixels:int|None=MAX_PIXELS):  # a jvcr.model.JVCR; 'cpu' | 'cuda' | 'cuda:N' | 'auto'; crop rule expansion (the evaluation's); for images without a box (default: created on first need); one of BACKENDS (None: DEFAULT_BACKEND on CPU, 'eager' on a GPU); largest image file read, in pixels (None: any)
         if not isinstance(getattr(getattr(model, 'config', None), 'in_res', None), int):
             raise TypeError(f"Predictor expects a jvcr.model.JVCR (a module with .config.in_res), got {type(model).__name__}")
         self.device = resolve_device(str(device))
         self.model, self.expand, self.res = model.eval().to(self.device), expand, model.config.in_res
-        self._detector = detector
+        self._detector, self.max_pixels = detector, max_pixels
+        if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1): raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
         self.backend = backend or (DEFAULT_BACKEND if self.device.type == 'cpu' else 'eager')
         if self.backend not in BACKENDS: raise ValueError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
         if self.backend != 'eager' and self.device.type != 'cpu': raise ValueError(f"backend {self.backend!r} runs on the CPU only; use 'eager' on {self.device}")
         self._runner = None                                 # built on the first forward pass (from the weights as they are then)
 
     @classmethod
-    def from_checkpoint(cls, path='default', device='cpu', expand:float=1.25, detector:FaceDetector|None=None, backend:str|None=None):  # a checkpoint written by jvcr.model.save_checkpoint, or the name of shipped weights ('default'); device; crop rule expansion; face detector; one of BACKENDS
+    def from_checkpoint(cls, path='default', device='cpu', expand:float=1.25, detector:FaceDetector|None=None, backend:str|None=None,
+                        max_pixels:int|None=MAX_PIXELS):  # a checkpoint written by jvcr.model.save_checkpoint, or the name of shipped weights ('default'); device; crop rule expansion; face detector; one of BACKENDS; largest image file read
         """Load `path` safely (weights only; `CheckpointError` names a missing or foreign file) into a predictor.
         A name without a file, such as `'default'`, loads weights shipped with jvcr (`shipped_weights()`). Those are trained
         on AFLW images and Basel Face Model labels and carry their terms, non-commercial research only (`WEIGHTS_TERMS`),
         not the code's Apache-2.0 licence."""
-        return cls(load_checkpoint(resolve_checkpoint(path))[0], device, expand, detector, backend)
+        return cls(load_checkpoint(resolve_checkpoint(path))[0], device, expand, detector, backend, max_pixels)
 
     @property
     def detector(self) -> FaceDetector:
@@ -262,10 +309,11 @@ class Predictor:
 def _prepare(self:Predictor, image, box, i:int):
     "(input crop (R, R, 3) uint8, its CropTransform, the box, the detector's score or None) of image `i`; errors name the image."
     name = image_name(image, i)
-    img = to_rgb(image, name)
+    img = read_rgb(image, name, self.max_pixels)
     score = None
     if box is None: box, score = self.detector.face_box(img, name)   # NoFaceError (a ValueError) naming the image
     b = check_box(box, img.shape[:2], name)
+    warn_small_face(b, name)
     T = box_crop(b, self.expand)
     return T.crop_image(img, self.res), T, b, score
 
@@ -363,12 +411,21 @@ def ship_weights(checkpoint, name:str='default', card:dict|None=None, faces=None
 
 # %% ../nbs/12_inference.ipynb #769968b2
 EXPORT_FORMATS = ('torchscript', 'onnx')
+EXPORT_SUFFIXES = {'torchscript': ('.pt', '.ts'), 'onnx': ('.onnx',)}   # what `load_exported` reads each format from
 ONNX_HINT = "ONNX export needs the optional extra: pip install 'jvcr[onnx]' (onnx, onnxruntime, onnxscript)"
 
 class CropCoords(nn.Module):
     "The exported graph: input crops (B, 3, R, R) in [0, 1] -> the 71 points in input-crop pixels (B, 71, 3)."
     def __init__(self, model): super().__init__(); self.model = model
     def forward(self, x): return coords_to_crop(self.model(x)[1])
+
+def check_export_out(fmt:str, out, flag:str='out') -> Path:  # one of EXPORT_FORMATS; the file to write; how errors name it
+    "`out` as a Path; `ValueError` naming it unless its suffix is the format's (`EXPORT_SUFFIXES`)."
+    if fmt not in EXPORT_FORMATS: raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+    if out is None: raise ValueError(f"export needs {flag}=... (the file to write)")
+    out, ok = Path(out), EXPORT_SUFFIXES[fmt]
+    if out.suffix.lower() not in ok: raise ValueError(f"{flag} {out}: {fmt} files end in {' or '.join(ok)}; give such a name (or the other --format)")
+    return out
 
 def _require_onnx():
     try: import onnx, onnxruntime, onnxscript
@@ -380,11 +437,11 @@ def _example(model, batch:int=2, seed:int=0):
     r = model.config.in_res
     return torch.rand(batch, 3, r, r, generator=torch.Generator().manual_seed(seed))
 
-def export_model(checkpoint_or_model, fmt:str='torchscript', out=None) -> Path:  # a checkpoint path or a JVCR; 'torchscript' | 'onnx'; output file
+def export_model(checkpoint_or_model, fmt:str='torchscript', out=None, overwrite:bool=False) -> Path:  # a checkpoint path or a JVCR; 'torchscript' | 'onnx'; output file (.pt/.ts, .onnx); replace an existing file?
     "Write the model as TorchScript or ONNX (`CropCoords`: crops -> 71 points in crop pixels, any batch size) to `out`."
-    if fmt not in EXPORT_FORMATS: raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
-    if out is None: raise ValueError("export_model needs out=... (the file to write)")
-    out = check_output_path(out, f'{fmt} file')
+    src = checkpoint_or_model if isinstance(checkpoint_or_model, (str, os.PathLike)) else None
+    out = check_export_out(fmt, out)
+    check_outputs({'out': out}, {'checkpoint': src}, overwrite)
     if fmt == 'onnx': _require_onnx()
     model = load_checkpoint(checkpoint_or_model)[0] if isinstance(checkpoint_or_model, (str, os.PathLike)) else checkpoint_or_model
     net, x = CropCoords(model).eval().cpu(), _example(model)
@@ -425,21 +482,26 @@ def export_parity(path, model, batch:int=3, seed:int=1) -> float:  # the exporte
     return float(np.abs(load_exported(path)(x.numpy()) - ref).max())
 
 # %% ../nbs/12_inference.ipynb #09d1cdaf
-def read_boxes_csv(path, images) -> list:  # boxes.csv (image,x0,y0,x1,y1); the images as given
-    "One box per image from a CSV (None where it has none); an image matches its row as given or relative to the CSV."
+def read_boxes_csv(path, images) -> list:  # boxes.csv (image,x0,y0,x1,y1; UTF-8, a byte-order mark allowed); the images as given
+    "One box per image from a CSV (None where it has none); an image matches its row as given or relative to the CSV; a row matching no image is an error naming it."
     path = Path(path)
-    try: rows = list(csv.DictReader(path.read_text().splitlines()))
+    try: rows = list(csv.DictReader(path.read_text(encoding='utf-8-sig').splitlines()))
     except (OSError, UnicodeDecodeError) as e: raise ValueError(f"cannot read boxes CSV {path}: {e}") from None
     need = ['image', 'x0', 'y0', 'x1', 'y1']
     if not rows or any(k not in rows[0] for k in need): raise ValueError(f"boxes CSV {path} needs the columns {','.join(need)} and one row per image")
-    table = {}
+    table, given = {}, {str(i) for i in images} | {str(Path(str(i)).resolve()) for i in images}
+    unmatched = []
     for n, r in enumerate(rows, 2):
         try: b = tuple(float(r[k]) for k in need[1:])
         except (TypeError, ValueError): raise ValueError(f"boxes CSV {path} line {n}: x0, y0, x1, y1 must be numbers, got {[r.get(k) for k in need[1:]]}") from None
-        for key in {r['image'], str((path.parent / r['image']).resolve())}:
+        keys = {r['image'], str((path.parent / r['image']).resolve())}
+        if not keys & given: unmatched.append(f"line {n} ({r['image']})")
+        for key in keys:
             if key in table and table[key] != b: raise ValueError(f"boxes CSV {path} line {n}: a second, different box for {r['image']}")
             table[key] = b
-    return [table.get(str(i), table.get(str(Path(i).resolve()))) for i in images]
+    if unmatched: raise ValueError(f"boxes CSV {path}: {len(unmatched)} row(s) match no image given: {', '.join(unmatched[:5])}"
+                                   f"{' ...' if len(unmatched) > 5 else ''}; give those images, or fix or remove the rows")
+    return [table.get(str(i), table.get(str(Path(str(i)).resolve()))) for i in images]
 
 # %% ../nbs/12_inference.ipynb #587a72d5
 def _overlay_names(images) -> list:
@@ -451,52 +513,60 @@ def _overlay_names(images) -> list:
         out.append(f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png")
     return out
 
-def _write_predictions(out, images, res):
-    "The JSON or CSV file of the images that succeeded."
+def _predictions_text(out, images, res) -> str:
+    "The JSON or CSV text of the images that succeeded."
     ok = [(str(im), p, b, sc) for im, p, b, sc in zip(images, res.points, res.boxes, res.scores) if p is not None]
     if out.suffix.lower() == '.json':
         obj = {}
         for im, p, b, sc in ok:
             obj[im], obj[f"{im}#box"] = p.tolist(), list(b)
             if sc is not None: obj[f"{im}#score"] = sc          # the box came from the face detector
-        text = json.dumps(obj, indent=1) + '\n'
-    else:
-        s = io.StringIO(); w = csv.writer(s, lineterminator='\n')
-        w.writerow(['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'box_score'] + [f"{c}{k}" for k in range(N_LANDMARKS) for c in 'xyz'])
-        for im, p, b, sc in ok: w.writerow([im, *map(repr, b), '' if sc is None else repr(sc), *map(repr, p.reshape(-1).tolist())])
-        text = s.getvalue()
-    atomic_write(out, lambda f: f.write(text), mode='w')
+        return json.dumps(obj, indent=1) + '\n'
+    s = io.StringIO(); w = csv.writer(s, lineterminator='\n')
+    w.writerow(['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'box_score'] + [f"{c}{k}" for k in range(N_LANDMARKS) for c in 'xyz'])
+    for im, p, b, sc in ok: w.writerow([im, *map(repr, b), '' if sc is None else repr(sc), *map(repr, p.reshape(-1).tolist())])
+    return s.getvalue()
+
+# %% ../nbs/12_inference.ipynb #b7c1a006
+def _predict_outputs(a) -> tuple:  # parsed arguments of `jvcr predict`
+    "(--out, overlay files or None), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
+    out = Path(a.out)
+    if out.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"--out {out}: give a .json or .csv file name")
+    if a.batch < 1: raise ValueError(f"--batch must be a positive integer, got {a.batch}")
+    if a.max_pixels is not None and a.max_pixels < 1: raise ValueError(f"--max-pixels must be a positive integer, got {a.max_pixels}")
+    ov = None
+    if a.overlay:
+        if Path(a.overlay).exists() and not Path(a.overlay).is_dir(): raise ValueError(f"--overlay {a.overlay} is a file, not a folder")
+        ov = [Path(a.overlay) / n for n in _overlay_names(a.images)]
+    ckpt = resolve_checkpoint(a.checkpoint)
+    check_outputs({'--out': out, '--overlay': ov}, {'IMAGE': list(a.images), '--boxes': a.boxes, '--checkpoint': ckpt}, a.overwrite)
+    return out, ov, ckpt
 
 # %% ../nbs/12_inference.ipynb #5cefa119
 def predict_command(a) -> int:  # parsed arguments of `jvcr predict`
-    "Run `jvcr predict`: 0 when every image was predicted, 1 when some failed (the others are written)."
-    out = Path(a.out)
-    if out.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"--out {out}: give a .json or .csv file name")
-    check_output_path(out, 'predictions file')
-    if a.overlay:
-        if Path(a.overlay).exists() and not Path(a.overlay).is_dir(): raise ValueError(f"--overlay {a.overlay} is a file, not a folder")
-        check_output_path(Path(a.overlay) / 'overlay.png', 'overlay folder')
-    if a.batch < 1: raise ValueError(f"--batch must be a positive integer, got {a.batch}")
+    "Run `jvcr predict`: 0 when every image was predicted, 1 when some failed (the others are written; nothing when all failed)."
+    out, overlays, ckpt = _predict_outputs(a)
     if a.box: boxes = [tuple(a.box)] * len(a.images)
     elif a.boxes: boxes = read_boxes_csv(a.boxes, a.images)
     else: boxes = [None] * len(a.images)                       # every box from the face detector
-    pred = Predictor.from_checkpoint(a.checkpoint, a.device)
+    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels)
     if any(b is None for b in boxes):
         try: pred.detector                                      # MediaPipe missing: status 2 before any work
         except ImportError as e: raise ImportError(f"{sum(b is None for b in boxes)} image(s) without a box (--box or --boxes): {e}") from None
-    res = pred.predict_files(a.images, boxes, a.batch, progress=not a.no_progress and len(a.images) > 4)
-    _write_predictions(out, a.images, res)
-    failures = list(res.failures)
-    if a.overlay:
-        for im, name, p, b in zip(a.images, _overlay_names(a.images), res.points, res.boxes):
-            if p is None: continue
-            try: draw_points(im, p, b).save(Path(a.overlay) / name)
-            except (OSError, ValueError) as e: failures.append((im, f"{im}: overlay not written: {e}"))
+    with warnings.catch_warnings(record=True) as small:
+        warnings.simplefilter('always', SmallFaceWarning)
+        res = pred.predict_files(a.images, boxes, a.batch, progress=not a.no_progress and len(a.images) > 4)
+    for w in small: print(f"jvcr predict: warning: {w.message}", file=sys.stderr)
+    failures, n_ok = list(res.failures), sum(p is not None for p in res.points)
+    if n_ok: atomic_write(out, lambda f: f.write(_predictions_text(out, a.images, res)), mode='w')
+    for im, f, p, b in zip(a.images, overlays or [], res.points, res.boxes):
+        if p is None: continue
+        try: atomic_write(f, lambda fh: draw_points(im, p, b).save(fh, format='PNG'))
+        except (OSError, ValueError) as e: failures.append((im, f"{im}: overlay not written: {e}"))
     for _, msg in failures: print(f"jvcr predict: {msg}", file=sys.stderr)
-    n_ok = sum(p is not None for p in res.points)
     n_det = sum(s is not None for s in res.scores)
-    print(f"wrote {n_ok} of {len(a.images)} predictions to {out}" + (f" ({n_det} with the face detector's box)" if n_det else "")
-          + (f"; {len(failures)} failed (listed on stderr)" if failures else ""))
+    print((f"wrote {n_ok} of {len(a.images)} predictions to {out}" if n_ok else f"no image was predicted: nothing written to {out}")
+          + (f" ({n_det} with the face detector's box)" if n_det else "") + (f"; {len(failures)} failed (listed on stderr)" if failures else ""))
     return 1 if failures else 0
 
 # %% ../nbs/12_inference.ipynb #22077cac
@@ -511,7 +581,8 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
                    help="tight face box (the 68 landmarks' 2D bounding box) in image pixels, for every image "
                    "(default: the face detector's box per image)")
     g.add_argument('--boxes', metavar='CSV', help='a CSV with columns image,x0,y0,x1,y1: one box per image '
-                   '(image as given here, or a path relative to the CSV); images without a row get the detector\'s box')
+                   '(image as given here, or a path relative to the CSV; UTF-8, a byte-order mark allowed); images without a row get the detector\'s box, '
+                   'a row matching no image is an error')
     p.add_argument('--checkpoint', default='default', help="a checkpoint written by jvcr (loaded weights-only), or the name of "
                    "weights shipped with jvcr (default: 'default'; non-commercial research terms: jvcr.inference.WEIGHTS_TERMS)")
     p.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto')
@@ -519,16 +590,20 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
     p.add_argument('--out', required=True, metavar='PREDS.json|PREDS.csv',
                    help='JSON {image: 68 [x, y, z], "image#box": box, "image#score": detector score} or CSV '
                    '(image, box_x0..box_y1, box_score, x0, y0, z0, ... z67)')
-    p.add_argument('--overlay', metavar='DIR', help='also write a PNG per image with the points drawn')
+    p.add_argument('--overlay', metavar='DIR', help='also write a PNG per image with the points drawn (DIR/STEM.png; never over an input image)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing --out file and overlay PNGs')
+    p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, metavar='N', help=f'refuse image files above N pixels before decoding (default {MAX_PIXELS}, PIL\'s own limit)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=predict_command)
     return p
 
 # %% ../nbs/12_inference.ipynb #59290f31
 def export_command(a) -> int:  # parsed arguments of `jvcr export`
-    "Run `jvcr export`: write the file and report its parity with the eager model."
-    model = load_checkpoint(resolve_checkpoint(a.checkpoint))[0]
-    path = export_model(model, a.format, a.out)
+    "Run `jvcr export`: check the output (suffix, the write rule), write the file and report its parity with the eager model."
+    ckpt, out = resolve_checkpoint(a.checkpoint), check_export_out(a.format, a.out, '--out')
+    check_outputs({'--out': out}, {'--checkpoint': ckpt}, a.overwrite)
+    model = load_checkpoint(ckpt)[0]
+    path = export_model(model, a.format, out, overwrite=a.overwrite)
     print(f"wrote {path} ({a.format}); max |exported - eager| = {export_parity(path, model):.2e} input-crop px on 3 random crops")
     return 0
 
@@ -538,7 +613,8 @@ def add_export_parser(subparsers):  # what argparse's add_subparsers() returned
     p.add_argument('--format', required=True, choices=EXPORT_FORMATS, help="torchscript, or onnx (needs pip install 'jvcr[onnx]')")
     p.add_argument('--checkpoint', default='default', help="a checkpoint written by jvcr (loaded weights-only), or the name of "
                    "weights shipped with jvcr (default: 'default'; non-commercial research terms: jvcr.inference.WEIGHTS_TERMS)")
-    p.add_argument('--out', required=True, help='the file to write (.pt for TorchScript, .onnx for ONNX)')
+    p.add_argument('--out', required=True, help='the file to write (.pt or .ts for TorchScript, .onnx for ONNX)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing --out file (never the checkpoint)')
     p.set_defaults(func=export_command)
     return p
 
