@@ -14,8 +14,9 @@ from .facemodel import pose_matrix
 from .landmarks import N_LANDMARKS
 
 # %% auto #0
-__all__ = ['POSE_NAMES', 'REFERENCE_FILE', 'POSE_SETS', 'DEFAULT_POSE_WEIGHTS', 'IMAGE_TO_MODEL', 'pose_rotation',
-           'rotation_angles', 'pose_reference', 'pose_weights', 'check_points', 'fit_similarity', 'head_pose']
+__all__ = ['POSE_NAMES', 'REFERENCE_FILE', 'POSE_SETS', 'DEFAULT_POSE_WEIGHTS', 'IMAGE_TO_MODEL', 'POSE_LIMIT', 'pose_rotation',
+           'rotation_angles', 'pose_reference', 'pose_weights', 'check_points', 'fit_similarity', 'head_pose',
+           'pose_mae']
 
 # %% ../nbs/12c_pose.ipynb #acaf3225
 POSE_NAMES = ('yaw', 'pitch', 'roll')
@@ -109,3 +110,20 @@ def head_pose(points,            # (68, 3) or (B, 68, 3): x, y image pixels (y d
     "Head pose of 68 image-space 3D points: a weighted similarity fit of the reference face, decomposed as AFLW2000-3D."
     R, _, _ = fit_similarity(check_points(points) * IMAGE_TO_MODEL, weights, reference)
     return rotation_angles(R)
+
+# %% ../nbs/12c_pose.ipynb #8a8b6172
+POSE_LIMIT = 99.   # degrees: the field's filter on the true angles
+
+def _mae(e): return {k: float(np.mean(e[:, i])) if len(e) else math.nan for i, k in enumerate(POSE_NAMES)} | dict(mean=float(np.mean(e)) if len(e) else math.nan)
+
+def pose_mae(pred, true, limit:float=POSE_LIMIT) -> dict:  # (N, 3) predicted (yaw, pitch, roll) degrees, NaN = failed; (N, 3) true; filter on |true angles|
+    "Pose MAE (degrees) per angle and their mean over faces with every |true angle| <= limit, with n, excluded, failed and per yaw bin."
+    from jvcr.metrics import BIN_NAMES, yaw_bin
+    P, T = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if P.ndim != 2 or P.shape[1:] != (3,) or T.shape != P.shape: raise ValueError(f"pred and true must both be (N, 3) yaw, pitch, roll; got {P.shape} and {T.shape}")
+    if not np.isfinite(T).all(): raise ValueError(f"true angles must be finite (faces {np.flatnonzero(~np.isfinite(T).all(1))[:10].tolist()})")
+    inside, ok = (np.abs(T) <= limit).all(1), np.isfinite(P).all(1)
+    m = inside & ok
+    e, b = np.abs(P - T)[m], yaw_bin(T[m, 0])
+    return dict(unit='degrees', limit=limit, n=int(m.sum()), n_excluded=int((~inside).sum()), n_failed=int((inside & ~ok).sum()),
+                **_mae(e), bins={name: dict(n=int((b == k).sum()), **_mae(e[b == k])) for k, name in enumerate(BIN_NAMES)})
