@@ -11,8 +11,16 @@ from pathlib import Path
 __all__ = ['build_parser', 'main']
 
 # %% ../nbs/15_cli.ipynb #0af8687f
+def _at_least(a, low:int, *names):  # parsed arguments; the smallest allowed value; option names (dest)
+    "`ValueError` naming the first of the integer options `names` below `low`."
+    for n in names:
+        v = getattr(a, n)
+        what = 'a positive integer' if low == 1 else f'an integer >= {low}'
+        if v is not None and v < low: raise ValueError(f"--{n.replace('_', '-')} must be {what}, got {v}")
+
 def _bench(a):
     import jvcr.bench as jb
+    _at_least(a, 1, 'threads', 'batch', 'runs', 'faces'); _at_least(a, 0, 'workers')
     if a.targets: res = jb.bench_targets(n_faces=a.faces)
     elif a.loader: res = jb.bench_loader(a.root, n=a.faces, workers=a.workers, batch_size=a.batch if a.batch > 1 else 20, preset=a.preset)
     elif a.render: res = jb.bench_render(n=a.faces if a.faces != 200 else 20, source=a.source)
@@ -23,29 +31,33 @@ def _bench(a):
     return 0
 
 def _reproduce(a):
-    from jvcr.core import data_status
-    from jvcr.reproduce import list_reproductions, run_reproduction, device_kind
+    from jvcr.core import data_status, repo_root, run_lock
+    from jvcr.reproduce import ReproductionError, check_reproductions, run_reproduction, device_kind
+    names = check_reproductions(a.only)              # every name, before anything runs
     kind = device_kind(a.device)                     # 'auto': CUDA when torch sees a GPU
     if kind == 'cuda':
         import torch
         if not torch.cuda.is_available(): raise ValueError(f"--device {a.device}: CUDA is not available here (torch {torch.__version__}); use --device cpu or auto")
-    root, why = data_status()
-    if root is None: print(f"jvcr reproduce: no research data ({why}): the notebooks run on procedural and schematic faces "
-                           "and skip the AFLW2000-3D test; nothing is written to figures/")
-    elif a.quick: print("jvcr reproduce: quick scale: results go to runs/reproduce/figures_quick/; figures/ is left as committed")
-    print(f"jvcr reproduce: {'quick' if a.quick else 'real'} scale for {kind.upper()} "
-          f"({'the paper preset, bf16 autocast, batch 20, 8 loader processes; figures/cuda/' if kind == 'cuda' else 'the CPU presets'}; nbs/reproduce/devices.json)")
-    names = a.only or list_reproductions()
-    for n in names:
-        out, figs = run_reproduction(n, quick=a.quick, progress=not a.no_progress, device=a.device if a.device != 'auto' else kind)
-        print(f"{n}: executed notebook {out}; figures and results in {figs}")
+    with run_lock(repo_root() / 'runs' / 'reproduce', 'jvcr reproduce'):   # a second jvcr reproduce here: refused now, one line
+        root, why = data_status()
+        if root is None: print(f"jvcr reproduce: no research data ({why}): the notebooks run on procedural and schematic faces "
+                               "and skip the AFLW2000-3D test; nothing is written to figures/")
+        elif a.quick: print("jvcr reproduce: quick scale: results go to runs/reproduce/figures_quick/; figures/ is left as committed")
+        print(f"jvcr reproduce: {'quick' if a.quick else 'real'} scale for {kind.upper()} "
+              f"({'the paper preset, bf16 autocast, batch 20, 8 loader processes; figures/cuda/' if kind == 'cuda' else 'the CPU presets'}; nbs/reproduce/devices.json)")
+        for n in names:
+            try: out, figs = run_reproduction(n, quick=a.quick, progress=not a.no_progress, device=a.device if a.device != 'auto' else kind, lock=False)
+            except ReproductionError as e: print(f"jvcr reproduce: error: {e}", file=sys.stderr); return 1
+            print(f"{n}: executed notebook {out}; figures and results in {figs}")
     return 0
 
 def _evaluate(a):
     from jvcr.evaluation import run_evaluation
     from jvcr.inference import resolve_checkpoint
     from jvcr.metrics import BIN_NAMES
+    from jvcr.core import check_outputs
     ckpt = None if a.checkpoint is None else resolve_checkpoint(a.checkpoint)   # a file, or shipped weights by name ('default')
+    check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
                          json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
                          predictions_out=a.predictions)
@@ -101,8 +113,8 @@ def _data_render(a):
 
 def _data_labels(a):
     from jvcr.aflw_labels import build_labels, validate_labels
-    from jvcr.core import check_output_path
-    if a.json: check_output_path(a.json, 'JSON summary')                 # before minutes of fitting
+    from jvcr.core import check_outputs
+    check_outputs({'--json': a.json}, overwrite=a.overwrite)               # before minutes of fitting
     lab = build_labels(a.root, progress=not a.no_progress, force=a.force, limit=a.limit)
     rep = dict(n=len(lab), n_failed=lab.n_failed, failures=lab.failures, cache=str(lab.path), key=lab.key)
     print(f"fitted labels: {len(lab)} faces, {lab.n_failed} excluded; cache {lab.path}")
@@ -120,10 +132,10 @@ def _add_bench(sub):  # argparse subparsers of `jvcr`
     "`jvcr bench` and its options."
     b = sub.add_parser('bench', help='model speed/size or target-encoding throughput (JSON)')
     b.add_argument('--preset', default='paper', help='model preset (paper, reference_code, cpu_small, tiny)')
-    b.add_argument('--threads', type=int, default=2, help='torch CPU threads')
-    b.add_argument('--batch', type=int, default=1, help='crops per forward pass')
+    b.add_argument('--threads', type=int, default=2, help='torch CPU threads (>= 1)')
+    b.add_argument('--batch', type=int, default=1, help='crops per forward pass (>= 1)')
     b.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
-    b.add_argument('--runs', type=int, default=5, help='timed runs after warm-up (median reported)')
+    b.add_argument('--runs', type=int, default=5, help='timed runs after warm-up (median reported; >= 1)')
     b.add_argument('--reference', action='store_true', help='also time the plain reference architecture')
     b.add_argument('--targets', action='store_true', help='benchmark target encoding instead of the model')
     b.add_argument('--faces', type=int, default=200, help='faces encoded by --targets, samples loaded by --loader')
@@ -146,7 +158,7 @@ def _add_reproduce(sub):  # argparse subparsers of `jvcr`
     "`jvcr reproduce` and its options."
     r = sub.add_parser('reproduce', help='run the papermill reproduction notebooks (writes figures/)')
     r.add_argument('--quick', action='store_true', help='quick-scale parameters (nbs/reproduce/quick.json)')
-    r.add_argument('--only', nargs='+', metavar='NAME', help='run only these notebooks')
+    r.add_argument('--only', nargs='+', metavar='NAME', help='run only these notebooks (every name is checked before any runs)')
     r.add_argument('--device', default='auto', help="auto (CUDA when available), cpu, cuda or cuda:N: picks the real scale "
                    "(CPU presets on CPU; the paper preset, bf16 autocast, batch 20, 8 workers on CUDA: nbs/reproduce/devices.json)")
     r.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -167,6 +179,7 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     e.add_argument('--json', metavar='OUT', help='write the full report (metrics, protocol, provenance) here')
     e.add_argument('--per-face', metavar='OUT.csv', help='write one row per face')
     e.add_argument('--predictions', metavar='OUT.npz', help='save every prediction with ground truth, crop box and yaw (for jvcr.browser.EvalBrowser)')
+    e.add_argument('--overwrite', action='store_true', help='replace existing --json, --per-face and --predictions files (each must still differ from the others and the checkpoint)')
     e.add_argument('--batch', type=int, default=50, help='faces per batch')
     e.add_argument('--no-progress', action='store_true', help='no progress bar')
     e.set_defaults(func=_evaluate)
@@ -221,6 +234,7 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
     lb.add_argument('--force', action='store_true', help='refit even when the cache matches')
     lb.add_argument('--limit', type=int, help='fit (and validate) only the first N faces: a quick check')
     lb.add_argument('--json', metavar='OUT', help='write the summary (and validation NME) here')
+    lb.add_argument('--overwrite', action='store_true', help='replace an existing --json file')
     lb.add_argument('--no-progress', action='store_true', help='no progress bar')
     lb.set_defaults(func=_data_labels)
 

@@ -4,13 +4,14 @@
 
 # %% ../nbs/14_reproduce.ipynb #91af7b41
 from __future__ import annotations
-import json, os, time
+import contextlib, json, os, time
 from pathlib import Path
-from .core import data_status, repo_root, provenance, write_json
+from .core import data_status, repo_root, provenance, run_lock, write_json
 
 # %% auto #0
-__all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'quick_parameters', 'device_kind', 'device_parameters',
-           'reproduction_parameters', 'write_results', 'figures_dir', 'run_reproduction']
+__all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'check_reproductions', 'quick_parameters', 'device_kind',
+           'device_parameters', 'reproduction_parameters', 'write_results', 'figures_dir', 'ReproductionError',
+           'run_reproduction']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
 ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'table1', 'table2', 'figure4', 'benchmark')  # table2 and figure4 read aflw2000_3d's results; figure4 table1's
@@ -19,6 +20,14 @@ def list_reproductions(root=None):
     "Names of the reproduction notebooks (nbs/reproduce/*.ipynb), in run order: `ORDER`, then any other by name."
     names = {p.stem for p in (repo_root(root) / 'nbs' / 'reproduce').glob('*.ipynb')}
     return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
+
+def check_reproductions(names=None, root=None) -> list:  # names asked for (None: all); checkout
+    "The names in run order, all checked before anything runs: `ValueError` naming every unknown one."
+    known = list_reproductions(root)
+    if names is None: return known
+    bad = [n for n in names if n not in known]
+    if bad: raise ValueError(f"unknown reproduction{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; known: {', '.join(known)}; nothing was run")
+    return [n for n in known if n in names]
 
 def quick_parameters(root=None) -> dict:
     "The quick-scale parameter values per notebook, from nbs/reproduce/quick.json."
@@ -61,13 +70,15 @@ def figures_dir(quick:bool, have_data:bool, root=None, device:str='cpu') -> Path
     return root / 'runs' / 'reproduce' / f"figures_{'quick' if quick else 'nodata'}"
 
 # %% ../nbs/14_reproduce.ipynb #4ba90238
+class ReproductionError(RuntimeError):
+    "A reproduction notebook failed: the message names the notebook, the cell, the error and the executed copy."
+
 def run_reproduction(name:str, quick:bool=False, parameters:dict|None=None, root=None,
-                     out_dir=None, progress:bool=True, device:str='cpu'):  # name from list_reproductions(); extra parameter values (e.g. out_dir); checkout; folder of the executed notebook; tqdm; real scale of 'cpu' | 'cuda' | 'auto'
+                     out_dir=None, progress:bool=True, device:str='cpu', lock:bool=True):  # name from list_reproductions(); extra parameter values (e.g. out_dir); checkout; folder of the executed notebook; tqdm; real scale of 'cpu' | 'cuda' | 'auto'; hold out_dir's lock (False: the caller holds it)
     "Execute nbs/reproduce/NAME.ipynb with papermill; return (executed notebook, folder of its figures and results)."
     import papermill as pm
     root = repo_root(root)
-    known = list_reproductions(root)
-    if name not in known: raise ValueError(f"unknown reproduction {name!r}; known: {', '.join(known)}")
+    check_reproductions([name], root)
     params = reproduction_parameters(name, quick, device, parameters, root)
     figs = Path(params['out_dir']) if 'out_dir' in params else figures_dir(quick, data_status()[0] is not None, root, device)
     if figs != root / 'figures': params['out_dir'] = str(figs)     # else the notebook's default, ../../figures
@@ -75,6 +86,9 @@ def run_reproduction(name:str, quick:bool=False, parameters:dict|None=None, root
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f'{name}{"_quick" if quick else ""}.ipynb'
     src = root / 'nbs' / 'reproduce' / f'{name}.ipynb'
-    pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(src.parent), progress_bar=progress,
-                        kernel_name='python3')
+    with run_lock(out_dir, 'jvcr reproduce') if lock else contextlib.nullcontext():
+        try: pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(src.parent), progress_bar=progress, kernel_name='python3')
+        except pm.PapermillExecutionError as e:
+            why = ' '.join(str(e.evalue).split())
+            raise ReproductionError(f"{name}: cell {e.exec_count} failed: {e.ename}: {why} (the executed notebook, with the traceback: {out})") from None
     return out, figs
