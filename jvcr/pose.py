@@ -14,9 +14,9 @@ from .facemodel import pose_matrix
 from .landmarks import N_LANDMARKS
 
 # %% auto #0
-__all__ = ['POSE_NAMES', 'REFERENCE_FILE', 'POSE_SETS', 'DEFAULT_POSE_WEIGHTS', 'IMAGE_TO_MODEL', 'POSE_LIMIT', 'pose_rotation',
-           'rotation_angles', 'pose_reference', 'pose_weights', 'check_points', 'fit_similarity', 'head_pose',
-           'pose_mae']
+__all__ = ['POSE_NAMES', 'REFERENCE_FILE', 'POSE_SETS', 'DEFAULT_POSE_WEIGHTS', 'IMAGE_TO_MODEL', 'POSE_LIMIT', 'AXIS_COLORS',
+           'pose_rotation', 'rotation_angles', 'pose_reference', 'pose_weights', 'check_points', 'fit_similarity',
+           'head_pose', 'pose_mae', 'draw_pose_axes']
 
 # %% ../nbs/12c_pose.ipynb #acaf3225
 POSE_NAMES = ('yaw', 'pitch', 'roll')
@@ -127,3 +127,28 @@ def pose_mae(pred, true, limit:float=POSE_LIMIT) -> dict:  # (N, 3) predicted (y
     e, b = np.abs(P - T)[m], yaw_bin(T[m, 0])
     return dict(unit='degrees', limit=limit, n=int(m.sum()), n_excluded=int((~inside).sum()), n_failed=int((inside & ~ok).sum()),
                 **_mae(e), bins={name: dict(n=int((b == k).sum()), **_mae(e[b == k])) for k, name in enumerate(BIN_NAMES)})
+
+# %% ../nbs/12c_pose.ipynb #8061ce8e
+AXIS_COLORS = ((230, 40, 40), (40, 190, 40), (40, 100, 255))   # the head's x (red), y (green), z (blue)
+
+def draw_pose_axes(image,               # an image (any form `jvcr.detect.to_rgb` takes)
+                   points,              # (68, >=3) one face's points in image pixels (x, y, z)
+                   pose=None,           # (yaw, pitch, roll) degrees (None: `head_pose(points)`)
+                   length=None,         # axis length in pixels (None: half the side of the points' box)
+                   width=None,          # line width in pixels (None: about a 25th of the length)
+                   colors=AXIS_COLORS,  # RGB of the x, y, z axes
+                   origin:int=30,       # landmark the axes start at (30: the nose tip)
+                  ) -> Image.Image:     # the image as an RGB PIL image with the axes drawn
+    "The image with the head's x, y, z axes drawn from the nose tip, rotated by the face's pose."
+    from jvcr.detect import to_rgb
+    P = check_points(np.asarray(points, dtype=np.float64)[..., :3])
+    if P.ndim != 2: raise ValueError(f"draw_pose_axes draws one face: points must be (68, 3), got {P.shape}")
+    R = pose_rotation(*np.asarray(head_pose(P) if pose is None else pose, dtype=np.float64).reshape(3))
+    L = float(length) if length is not None else 0.5 * float(np.sqrt(np.prod(np.ptp(P[:, :2], 0))))
+    w = int(width) if width is not None else max(2, round(L / 25))
+    im = Image.fromarray(to_rgb(image))
+    d, o = ImageDraw.Draw(im), P[origin, :2] + 0.5                            # PIL draws in pixel-edge coordinates
+    for k in np.argsort(R[2]):                                                # the farthest axis first
+        tip = o + L * (R[:, k] * IMAGE_TO_MODEL)[:2]                          # the head's axis k in image axes
+        d.line([tuple(o), tuple(tip)], fill=tuple(colors[k]), width=w)
+    return im
