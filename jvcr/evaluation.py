@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_evaluation.ipynb #2a2f0c89
 from __future__ import annotations
-import csv, json, math, os, time
+import csv, io, json, math, os, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -17,9 +17,9 @@ from .metrics import PROTOCOLS, MetricAccumulator, get_protocol, BIN_NAMES
 from .volumes import coords_to_crop
 
 # %% auto #0
-__all__ = ['PREDICTION_KEYS', 'PREDICTIONS_FORMAT', 'DATASETS', 'BASELINES', 'GroundTruthPredictor', 'MeanFacePredictor',
-           'schematic_faces', 'predict_crops', 'ModelPredictor', 'save_predictions', 'load_predictions', 'evaluate',
-           'evaluation_report', 'run_evaluation']
+__all__ = ['PREDICTION_KEYS', 'PREDICTIONS_FORMAT', 'POSE_COLUMNS', 'DATASETS', 'BASELINES', 'GroundTruthPredictor',
+           'MeanFacePredictor', 'schematic_faces', 'predict_crops', 'ModelPredictor', 'save_predictions',
+           'load_predictions', 'face_poses', 'add_pose_columns', 'evaluate', 'evaluation_report', 'run_evaluation']
 
 # %% ../nbs/11_evaluation.ipynb #ec25a833
 class GroundTruthPredictor:
@@ -112,6 +112,29 @@ def load_predictions(path) -> dict:  # a .npz written by `save_predictions` (or 
     if bad: raise ValueError(f"predictions file {path} is inconsistent for its {n} faces: {'; '.join(bad)}")
     return d
 
+# %% ../nbs/11_evaluation.ipynb #b2c4d6e8
+POSE_COLUMNS = ('pred_yaw', 'pred_pitch', 'pred_roll', 'true_yaw', 'true_pitch', 'true_roll', 'pose_in_filter')
+
+def face_poses(pred) -> np.ndarray:  # (N, 68, 3) predicted points, image pixels; NaN where a prediction failed
+    "(N, 3) yaw, pitch, roll in degrees of each face (`jvcr.pose.head_pose`); NaN rows for faces without finite points."
+    from jvcr.pose import head_pose   # a later notebook's module: imported when used
+    pred = np.asarray(pred, dtype=np.float64)
+    out, ok = np.full((len(pred), 3), np.nan), np.isfinite(pred).all((1, 2))
+    if ok.any(): out[ok] = head_pose(pred[ok]).reshape(-1, 3)
+    return out
+
+def add_pose_columns(path, pred_pose, true_pose, limit:float|None=None):  # per-face CSV written by MetricAccumulator.to_csv; (N, 3) predicted; (N, 3) true; the filter (None: jvcr.pose.POSE_LIMIT)
+    "Append `POSE_COLUMNS` to the per-face CSV (its rows are the faces in order)."
+    with open(path, newline='') as f: rows = list(csv.reader(f))
+    if len(rows) != len(pred_pose) + 1: raise ValueError(f"{path} has {len(rows) - 1} faces, the poses {len(pred_pose)}")
+    from jvcr.pose import POSE_LIMIT
+    inside = (np.abs(true_pose) <= (POSE_LIMIT if limit is None else limit)).all(1)
+    rows = [rows[0] + list(POSE_COLUMNS)] + [r + [repr(float(v)) for v in (*p, *t)] + [str(int(k))]
+                                             for r, p, t, k in zip(rows[1:], pred_pose, true_pose, inside)]
+    buf = io.StringIO(); csv.writer(buf).writerows(rows)
+    atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+    return path
+
 # %% ../nbs/11_evaluation.ipynb #9582d044
 def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, progress:bool=True,
              per_face_csv=None, thresholds=(0.07, 0.10), crop:str|None=None, predictions_out=None,
@@ -121,7 +144,8 @@ def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, 
     if len(samples) == 0: raise ValueError("evaluate: no faces to evaluate (empty dataset)")
     if predictions_out: check_output_path(predictions_out, 'predictions file')
     acc = MetricAccumulator(protocols=protos, thresholds=thresholds)
-    t0, preds = time.time(), []
+    t0, preds, poses = time.time(), [], []
+    with_pose = all('pose' in s.extra for s in samples)   # every face knows its true pose: score the predicted pose too
     bar = tqdm(total=len(samples), desc=f'evaluate {getattr(predictor, "name", "predictor")}', disable=not progress,
                unit='face')
     for i in range(0, len(samples), batch_size):
@@ -134,14 +158,19 @@ def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, 
         yaw = np.array([s.yaw for s in batch], dtype=np.float64)
         acc.update(pred, gt, yaw=None if np.isnan(yaw).any() else yaw, ids=_ids(batch))
         if predictions_out: preds.append(pred)
+        if with_pose: poses.append((face_poses(pred), np.stack([s.extra['pose'] for s in batch])))
         bar.update(len(batch))
     bar.close()
     if per_face_csv: acc.to_csv(per_face_csv)
+    pose_pred, pose_true = (np.concatenate(x) for x in zip(*poses)) if with_pose else (None, None)
+    if per_face_csv and with_pose: add_pose_columns(per_face_csv, pose_pred, pose_true)
     name = getattr(predictor, 'name', type(predictor).__name__)
     if predictions_out: save_predictions(predictions_out, samples, np.concatenate(preds), dict(predictor=name, crop=crop, **(run_info or {})))
     res = acc.compute()
+    from jvcr.pose import pose_mae
+    pose = dict(pose=pose_mae(pose_pred, pose_true)) if with_pose else {}
     return dict(predictor=name, n=len(samples), crop=crop,
-                protocols={p.name: dict(doc=p.doc) for p in protos}, metrics=res, seconds=round(time.time() - t0, 2))
+                protocols={p.name: dict(doc=p.doc) for p in protos}, metrics=res, **pose, seconds=round(time.time() - t0, 2))
 
 # %% ../nbs/11_evaluation.ipynb #b44c62b8
 def evaluation_report(result:dict, dataset:str, data_root=None, checkpoint=None, started=None) -> dict:  # from `evaluate`; dataset name; the data root as the user gave it (None = the setting); checkpoint file; time.time() at the start
