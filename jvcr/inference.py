@@ -381,12 +381,14 @@ def draw_points(image, pts, box=None, color=(0, 255, 0), box_color=(255, 64, 64)
 
 # %% ../nbs/12_inference.ipynb #50b3f108
 def ship_weights(checkpoint, name:str='default', card:dict|None=None, faces=None, tol:float=0.05, folder=None,
-                 storage:str='auto') -> dict:  # a jvcr checkpoint; the shipped name; model card fields (plain data); FaceSamples to check fp16 on; largest allowed |fp16 - fp32| in image px; target (default: weights_dir()); 'auto' (float16 when within tol, else float32) | 'float16' | 'float32'
+                 storage:str='auto', overwrite:bool=False) -> dict:  # a jvcr checkpoint; the shipped name; model card fields (plain data); FaceSamples to check fp16 on; largest allowed |fp16 - fp32| in image px; target (default: weights_dir()); 'auto' (float16 when within tol, else float32) | 'float16' | 'float32'; replace shipped weights of that name?
     "Write `checkpoint`'s model as NAME.pt (float16 weights when they keep the points within `tol` px) and its model card NAME.json; returns the card."
     from jvcr.evaluation import ModelPredictor
-    from jvcr.core import sha256_file, write_json
+    from jvcr.core import sha256_file, write_json, check_outputs
     from jvcr.model import JVCR, count_params
     if not re.fullmatch(r'[A-Za-z0-9_-]+', name): raise ValueError(f"weights name {name!r}: use letters, digits, _ and - only")
+    folder = Path(folder) if folder is not None else weights_dir()
+    check_outputs({'weights': folder / f'{name}.pt', 'model card': folder / f'{name}.json'}, {'checkpoint': checkpoint}, overwrite)
     model, _ = load_checkpoint(checkpoint)
     half = copy.deepcopy(model).half()
     rounded = JVCR(model.config); rounded.load_state_dict(half.state_dict())    # fp32 model with the stored fp16 values
@@ -398,15 +400,14 @@ def ship_weights(checkpoint, name:str='default', card:dict|None=None, faces=None
             raise ValueError(f"float16 weights move points by up to {dev:.3f} px on {len(faces)} faces (> tol {tol}); not shipped")
     if storage not in ('auto', 'float16', 'float32'): raise ValueError(f"storage must be 'auto', 'float16' or 'float32', got {storage!r}")
     use16 = storage == 'float16' or (storage == 'auto' and dev <= tol)
-    folder = Path(folder) if folder is not None else weights_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     path = save_checkpoint(folder / f'{name}.pt', half if use16 else model, shipped=name)
     card = dict(card or {}, name=name, file=path.name, weights_sha256=sha256_file(path), storage='float16' if use16 else 'float32',
                 bytes=path.stat().st_size, params=count_params(model), config=dataclasses.asdict(model.config),
                 fp16_check=dict(faces=len(faces or []), max_abs_px=dev, tol_px=tol, within_tol=dev <= tol), terms=WEIGHTS_TERMS)
     write_json(folder / f'{name}.json', card)
-    (folder / 'README.md').write_text('# Weights shipped with jvcr\n\n' + WEIGHTS_TERMS + '\n\nEach `NAME.pt` has its model card in '
-                                      '`NAME.json`: training data, preset, epochs, commit, test metrics and sha256.\n')
+    readme = ('# Weights shipped with jvcr\n\n' + WEIGHTS_TERMS + '\n\nEach `NAME.pt` has its model card in '
+              '`NAME.json`: training data, preset, epochs, commit, test metrics and sha256.\n')
+    atomic_write(folder / 'README.md', lambda f: f.write(readme), mode='w')                      # the same text for every NAME
     return card
 
 # %% ../nbs/12_inference.ipynb #769968b2
