@@ -81,8 +81,9 @@ def cache_dir() -> Path:
 
 # %% ../nbs/00_core.ipynb #27688b2e
 def _umask() -> int:
-    "The process's umask (reading it means setting it: set back at once)."
-    m = os.umask(0o022); os.umask(m); return m
+    "The process's umask: from /proc on Linux (no race with other threads), else by setting it and setting it back."
+    try: return int(re.search(r'^Umask:\s*([0-7]+)', Path('/proc/self/status').read_text(), re.M).group(1), 8)
+    except (OSError, AttributeError): m = os.umask(0o022); os.umask(m); return m
 
 def atomic_write(path, write, mode:str='wb') -> Path:  # target file; write(f) fills the open temp file; 'wb' or 'w'
     "Write `path` through a temp file + fsync + rename (mode 0666 & ~umask); the old file stays if `write` fails or writes nothing."
