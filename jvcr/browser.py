@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv, os, shutil, subprocess, tempfile
 from pathlib import Path
 import numpy as np
-from .evaluation import load_predictions, predict_crops
+from .evaluation import POSE_COLUMNS, load_predictions, predict_crops
 from .geometry import CropTransform
 from .landmarks import SKELETON, draw_landmarks
 from .metrics import BIN_NAMES, PROTOCOLS, get_protocol
@@ -26,7 +26,7 @@ def read_per_face_csv(path) -> dict:  # a CSV written by `jvcr evaluate --per-fa
     except UnicodeDecodeError: raise ValueError(f"{path} is not a per-face CSV (not text)") from None
     if not rows or rows[0][:1] != ['id']: raise ValueError(f"{path} is not a per-face CSV (jvcr evaluate --per-face): its first column is not 'id'")
     head, body = rows[0], rows[1:]
-    protos = [h for h in head[1:] if h not in ('yaw', 'yaw_bin')]
+    protos = [h for h in head[1:] if h not in ('yaw', 'yaw_bin', *POSE_COLUMNS)]   # the head-pose columns are not errors
     unknown = [p for p in protos if p not in PROTOCOLS]
     if not protos or unknown: raise ValueError(f"{path}: columns {unknown or head} are not protocols (known: {', '.join(PROTOCOLS)})")
     if not body: raise ValueError(f"{path}: no faces")
