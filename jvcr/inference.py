@@ -562,7 +562,8 @@ def predict_command(a) -> int:  # parsed arguments of `jvcr predict`
     if n_ok: atomic_write(out, lambda f: f.write(_predictions_text(out, a.images, res)), mode='w')
     for im, f, p, b in zip(a.images, overlays or [], res.points, res.boxes):
         if p is None: continue
-        try: atomic_write(f, lambda fh: draw_points(im, p, b).save(fh, format='PNG'))
+        try:
+            with _pil_guard_off(): atomic_write(f, lambda fh: draw_points(im, p, b).save(fh, format='PNG'))   # read once already, within --max-pixels
         except (OSError, ValueError) as e: failures.append((im, f"{im}: overlay not written: {e}"))
     for _, msg in failures: print(f"jvcr predict: {msg}", file=sys.stderr)
     n_det = sum(s is not None for s in res.scores)
