@@ -51,6 +51,7 @@ def _reproduce(a):
             print(f"{n}: executed notebook {out}; figures and results in {figs}")
     return 0
 
+# %% ../nbs/15_cli.ipynb #e1f2a300
 def _evaluate(a):
     from jvcr.evaluation import run_evaluation
     from jvcr.inference import resolve_checkpoint

@@ -9,8 +9,8 @@ from pathlib import Path
 from .core import data_status, repo_root, provenance, run_lock, write_json
 
 # %% auto #0
-__all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'check_reproductions', 'quick_parameters', 'device_kind',
-           'device_parameters', 'reproduction_parameters', 'write_results', 'figures_dir', 'ReproductionError',
+__all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'quick_parameters', 'device_kind', 'device_parameters',
+           'reproduction_parameters', 'check_reproductions', 'write_results', 'figures_dir', 'ReproductionError',
            'run_reproduction']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
@@ -20,14 +20,6 @@ def list_reproductions(root=None):
     "Names of the reproduction notebooks (nbs/reproduce/*.ipynb), in run order: `ORDER`, then any other by name."
     names = {p.stem for p in (repo_root(root) / 'nbs' / 'reproduce').glob('*.ipynb')}
     return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
-
-def check_reproductions(names=None, root=None) -> list:  # names asked for (None: all); checkout
-    "The names in run order, all checked before anything runs: `ValueError` naming every unknown one."
-    known = list_reproductions(root)
-    if names is None: return known
-    bad = [n for n in names if n not in known]
-    if bad: raise ValueError(f"unknown reproduction{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; known: {', '.join(known)}; nothing was run")
-    return [n for n in known if n in names]
 
 def quick_parameters(root=None) -> dict:
     "The quick-scale parameter values per notebook, from nbs/reproduce/quick.json."
@@ -56,6 +48,15 @@ def reproduction_parameters(name:str, quick:bool=False, device:str='cpu', parame
     p = {**dev, **(quick_parameters(root).get(name, {}) if quick else {})}
     if 'device' in dev: p['device'] = str(device) if ':' in str(device) else dev['device']   # cuda:N as given
     return {**p, **(parameters or {})}
+
+# %% ../nbs/14_reproduce.ipynb #d4e5f600
+def check_reproductions(names=None, root=None) -> list:  # names asked for (None: all); checkout
+    "The names in run order, all checked before anything runs: `ValueError` naming every unknown one."
+    known = list_reproductions(root)
+    if names is None: return known
+    bad = [n for n in names if n not in known]
+    if bad: raise ValueError(f"unknown reproduction{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; known: {', '.join(known)}; nothing was run")
+    return [n for n in known if n in names]
 
 # %% ../nbs/14_reproduce.ipynb #f3e90d05
 def write_results(path, parameters:dict, results:dict, **prov):  # results/NAME.json; echo of the parameters cell
