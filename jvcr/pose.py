@@ -16,7 +16,7 @@ from .landmarks import N_LANDMARKS
 # %% auto #0
 __all__ = ['POSE_NAMES', 'REFERENCE_FILE', 'POSE_SETS', 'DEFAULT_POSE_WEIGHTS', 'IMAGE_TO_MODEL', 'POSE_LIMIT', 'AXIS_COLORS',
            'pose_rotation', 'rotation_angles', 'pose_reference', 'pose_weights', 'check_points', 'fit_similarity',
-           'head_pose', 'pose_mae', 'draw_pose_axes']
+           'head_pose', 'pose_record', 'pose_mae', 'draw_pose_axes']
 
 # %% ../nbs/12c_pose.ipynb #acaf3225
 POSE_NAMES = ('yaw', 'pitch', 'roll')
@@ -110,6 +110,15 @@ def head_pose(points,            # (68, 3) or (B, 68, 3): x, y image pixels (y d
     "Head pose of 68 image-space 3D points: a weighted similarity fit of the reference face, decomposed as AFLW2000-3D."
     R, _, _ = fit_similarity(check_points(points) * IMAGE_TO_MODEL, weights, reference)
     return rotation_angles(R)
+
+# %% ../nbs/12c_pose.ipynb #7648beb1
+def pose_record(points,          # (68, 3) one face's image-space points
+                weights=None,    # as `head_pose`
+               ) -> dict:        # {'yaw', 'pitch', 'roll'}: degrees, AFLW2000-3D's convention
+    "One face's head pose as a record of plain floats."
+    a = head_pose(points, weights)
+    if a.shape != (3,): raise ValueError(f"pose_record takes one face's (68, 3) points, got {np.shape(points)}")
+    return dict(zip(POSE_NAMES, (float(v) for v in a)))
 
 # %% ../nbs/12c_pose.ipynb #8a8b6172
 POSE_LIMIT = 99.   # degrees: the field's filter on the true angles

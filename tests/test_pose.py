@@ -114,3 +114,11 @@ def test_convention_on_aflw2000_3d(real_data):
     assert max(r[k] for k in jp.POSE_NAMES) < 2.5, r
     inside = (np.abs(true) <= jp.POSE_LIMIT).all(1)
     for i in range(3): assert np.corrcoef(got[inside, i], true[inside, i])[0, 1] > 0.98
+
+
+def test_pose_record_is_plain_floats():
+    r = jp.pose_record(posed([25., -8., 4.]))
+    fct.test_eq(list(r), ['yaw', 'pitch', 'roll'])
+    assert all(type(v) is float for v in r.values())
+    fct.test_close(list(r.values()), [25, -8, 4], eps=1e-7)
+    fct.test_fail(lambda: jp.pose_record(posed(random_angles(2))), contains="one face's")
