@@ -488,16 +488,17 @@ def run_training(preset:str='tiny',        # training preset (its model preset c
                  progress:bool=True,        # tqdm bars
                  verbose:bool=True,         # one line per epoch
                  split_seed:int|None=None,  # seed of the pool's train/validation split (None: the run's seed); fix it to compare seeds on one split
+                 model_changes:dict|None=None,  # JVCRConfig fields changed in the model preset (e.g. {'sigma': 2.0}); recorded in train_config.json
                  **overrides) -> dict:      # other TrainConfig fields (device, num_workers, batch_size, seed, ...)
     "Load a pool, hold out a validation split, and `train`: what `jvcr train` runs."
     kw = dict(overrides, **({} if epochs is None else dict(epochs=epochs)))
     cfg = get_train_config(preset, **kw)
-    mcfg = get_config(cfg.model)
+    mcfg = get_config(cfg.model, **(model_changes or {}))
     pool = load_pool(data, mcfg, val_fraction=val_fraction, seed=cfg.seed if split_seed is None else split_seed)   # fixed split by face group
     bj = cfg.box_jitter
     aug = Augment(box_p=bj[0], box_mean=bj[1:4], box_sd=bj[4:7]) if bj else None   # the paper's augmentation (+ box jitter)
     train_ds = JVCRDataset(pool.train(), mcfg, train=True, seed=cfg.seed, augment=aug)
     val = pool.val(max_per_source=500)                                        # capped to keep epochs short
     val_ds = JVCRDataset(val, mcfg, train=False, seed=cfg.seed) if len(val) else None
-    return train(train_ds, val_ds, out, cfg, resume=resume, progress=progress, verbose=verbose)
+    return train(train_ds, val_ds, out, cfg, model=mcfg if model_changes else None, resume=resume, progress=progress, verbose=verbose)
 
