@@ -61,12 +61,16 @@ def _evaluate(a):
     check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
                          json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
-                         predictions_out=a.predictions)
+                         predictions_out=a.predictions, overwrite=a.overwrite)
     m = rep['metrics']
     print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)")
     for name, s in m.items():
         bins = ' / '.join(f"{s['bins'][b]['mean'] * 100:.2f}" for b in BIN_NAMES) if 'bins' in s else '-'
         print(f"  {name:16s} mean {s['mean'] * 100:6.2f} %   bins {bins}   failed {s['n_failed']}")
+    if 'pose' in rep:                                                   # head pose (degrees), when the faces carry their true pose
+        p = rep['pose']; bins = ' / '.join(f"{p['bins'][b]['mean']:.2f}" for b in BIN_NAMES)
+        print(f"  head pose (deg)  yaw {p['yaw']:.2f}  pitch {p['pitch']:.2f}  roll {p['roll']:.2f}  mean {p['mean']:.2f}   bins {bins}   "
+              f"({p['n']} faces within +-{p['limit']:g} deg, {p['n_excluded']} excluded, {p['n_failed']} failed)")
     for f in (a.json, a.per_face, a.predictions):
         if f: print(f"wrote {f}")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import atomic_write, check_output_path, data_root, provenance, sha256_file, write_json
+from .core import atomic_write, check_output_path, check_outputs, data_root, provenance, sha256_file, write_json
 from .landmarks import N_LANDMARKS, canonical_face_3d
 from .geometry import CropTransform, uncrop_points
 from .datasets import FaceSample
@@ -138,11 +138,11 @@ def add_pose_columns(path, pred_pose, true_pose, limit:float|None=None):  # per-
 # %% ../nbs/11_evaluation.ipynb #9582d044
 def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, progress:bool=True,
              per_face_csv=None, thresholds=(0.07, 0.10), crop:str|None=None, predictions_out=None,
-             run_info:dict|None=None):  # callable; sequence of FaceSample; protocol names; faces per call; tqdm; CSV path; CED AUC limits; how the crops were made (recorded); .npz of every prediction (`save_predictions`); what that file records about the run (dataset, checkpoint)
+             run_info:dict|None=None, overwrite:bool=False):  # callable; sequence of FaceSample; protocol names; faces per call; tqdm; CSV path; CED AUC limits; how the crops were made (recorded); .npz of every prediction (`save_predictions`); what that file records about the run (dataset, checkpoint); replace existing output files
     "Run `predictor` over `samples` and return every protocol's summary (per yaw bin and overall) with n and failures."
     protos = [get_protocol(p) for p in protocols]
     if len(samples) == 0: raise ValueError("evaluate: no faces to evaluate (empty dataset)")
-    if predictions_out: check_output_path(predictions_out, 'predictions file')
+    check_outputs({'per-face CSV': per_face_csv, 'predictions file': predictions_out}, overwrite=overwrite)   # the write rule, before any work
     acc = MetricAccumulator(protocols=protos, thresholds=thresholds)
     t0, preds, poses = time.time(), [], []
     with_pose = all('pose' in s.extra for s in samples)   # every face knows its true pose: score the predicted pose too
@@ -185,13 +185,13 @@ BASELINES = ('mean-face', 'ground-truth')
 
 def run_evaluation(dataset:str='aflw2000-3d', checkpoint=None, baseline:str|None=None, crop:str='reference',
                    root=None, json_out=None, per_face_csv=None, progress:bool=True, batch_size:int=50,
-                   predictions_out=None) -> dict:  # ...; .npz of every face's prediction, ground truth, crop and yaw (for `jvcr.browser`)
+                   predictions_out=None, overwrite:bool=False) -> dict:  # ...; .npz of every face's prediction, ground truth, crop and yaw (for `jvcr.browser`); replace existing output files
     "Load the dataset and the predictor, evaluate, write the JSON report; what `jvcr evaluate` runs."
     from jvcr import datasets
     started = time.time()
     if not (isinstance(batch_size, int) and batch_size >= 1): raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
-    for path, what in ((json_out, 'JSON report'), (per_face_csv, 'per-face CSV'), (predictions_out, 'predictions file')):
-        if path: check_output_path(path, what)                        # before any work: a bad path fails now, not after the run
+    check_outputs({'JSON report': json_out, 'per-face CSV': per_face_csv, 'predictions file': predictions_out},   # before any work
+                  {'checkpoint': checkpoint}, overwrite)
     if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     if (checkpoint is None) == (baseline is None): raise ValueError("give exactly one of a checkpoint or a baseline")
     if baseline is not None and baseline not in BASELINES:
@@ -208,7 +208,7 @@ def run_evaluation(dataset:str='aflw2000-3d', checkpoint=None, baseline:str|None
         predictor = GroundTruthPredictor() if baseline == 'ground-truth' else MeanFacePredictor()
     info = dict(dataset=dataset, checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()), data_root=str(root))
     res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop,
-                   predictions_out=predictions_out, run_info=info)
+                   predictions_out=predictions_out, run_info=info, overwrite=overwrite)
     rep = evaluation_report(res, dataset, data_root=given, checkpoint=checkpoint, started=started)
     if json_out: write_json(json_out, rep)
     return rep

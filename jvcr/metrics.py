@@ -5,11 +5,12 @@
 # %% ../nbs/03a_metrics.ipynb #076f84de
 from __future__ import annotations
 from fastcore.basics import patch
-import csv, json, math
+import csv, io, json, math
 from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.figure import Figure
+from .core import atomic_write
 from .landmarks import N_LANDMARKS, OUTER_EYES, SUBSET_3DFAW_66
 
 # %% auto #0
@@ -359,12 +360,12 @@ def _compute(self:MetricAccumulator):
 def _to_csv(self:MetricAccumulator, path):  # output .csv file
     "Write one row per face: id, yaw and yaw bin (when known), one column per protocol (nan = failure)."
     errs, yaw = self.errors(), np.concatenate(self._yaw) if self._yaw else None
-    with open(path, 'w', newline='') as f:
-        w = csv.writer(f)
-        w.writerow(['id'] + (['yaw', 'yaw_bin'] if yaw is not None else []) + list(errs))
-        for i, face in enumerate(self._ids):
-            row = [face] + ([repr(float(yaw[i])), BIN_NAMES[yaw_bin(yaw[i])]] if yaw is not None else [])
-            w.writerow(row + [repr(float(e[i])) for e in errs.values()])
+    buf = io.StringIO(); w = csv.writer(buf)
+    w.writerow(['id'] + (['yaw', 'yaw_bin'] if yaw is not None else []) + list(errs))
+    for i, face in enumerate(self._ids):
+        row = [face] + ([repr(float(yaw[i])), BIN_NAMES[yaw_bin(yaw[i])]] if yaw is not None else [])
+        w.writerow(row + [repr(float(e[i])) for e in errs.values()])
+    atomic_write(path, lambda f: f.write(buf.getvalue().encode()))   # a failed run leaves an earlier file as it was
     return path
 
 MetricAccumulator.errors, MetricAccumulator.compute, MetricAccumulator.to_csv = _errors, _compute, _to_csv
