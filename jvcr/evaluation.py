@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .core import atomic_write, check_output_path, check_outputs, data_root, provenance, sha256_file, write_json
-from .landmarks import N_LANDMARKS, canonical_face_3d
+from .landmarks import N_LANDMARKS, canonical_face_3d, flip_perm
 from .geometry import CropTransform, uncrop_points
 from .datasets import FaceSample
 from .metrics import PROTOCOLS, MetricAccumulator, get_protocol, BIN_NAMES
@@ -18,7 +18,7 @@ from .volumes import coords_to_crop
 
 # %% auto #0
 __all__ = ['PREDICTION_KEYS', 'PREDICTIONS_FORMAT', 'POSE_COLUMNS', 'DATASETS', 'BASELINES', 'GroundTruthPredictor',
-           'MeanFacePredictor', 'schematic_faces', 'predict_crops', 'ModelPredictor', 'save_predictions',
+           'MeanFacePredictor', 'schematic_faces', 'flip_back', 'predict_crops', 'ModelPredictor', 'save_predictions',
            'load_predictions', 'face_poses', 'add_pose_columns', 'evaluate', 'evaluation_report', 'run_evaluation']
 
 # %% ../nbs/11_evaluation.ipynb #ec25a833
@@ -58,24 +58,33 @@ def schematic_faces(n:int=5, seed:int=0, prefix:str='toy') -> list:  # faces; se
     return out
 
 # %% ../nbs/11_evaluation.ipynb #d4c19d2d
-def predict_crops(model, crops, transforms, device='cpu', return_volumes:bool=False):  # a JVCR (eval mode, on `device`); (B, R, R, 3) uint8 input crops; one CropTransform per crop; torch device; also return the volumes
+def flip_back(crop_pts, res:int):  # (B, N, 3) points predicted on mirrored crops, crop pixels; the crop side
+    "Points of the mirrored crop in the original crop's frame: x -> res - 1 - x (0-based pixel centres), left/right landmarks swapped."
+    p = np.array(crop_pts, dtype=np.float64, copy=True)
+    p[..., 0] = (res - 1) - p[..., 0]
+    return p[:, flip_perm(p.shape[1])]
+
+def predict_crops(model, crops, transforms, device='cpu', return_volumes:bool=False, flip:bool=False):  # a JVCR (eval mode, on `device`); (B, R, R, 3) uint8 input crops; one CropTransform per crop; torch device; also return the volumes; also predict the mirrored crops and average (twice the model passes)
     "Run `model` on input crops and map its 68 points back to image pixels with each crop's exact inverse: (B, 68, 3) [, volumes]."
+    R = model.config.in_res
     with torch.inference_mode():
         x = torch.from_numpy(np.asarray(crops)).to(device).permute(0, 3, 1, 2).float() / 255  # (B, 3, R, R)
         vols, coords = model(x)                                                            # coords (B, 71, 3): crop px / 255
+        cp = coords_to_crop(coords.float().cpu().numpy())
+        if flip: cp = (cp + flip_back(coords_to_crop(model(x.flip(-1))[1].float().cpu().numpy()), R)) / 2
     params = np.stack([t.to_array() for t in transforms])
-    pts = uncrop_points(coords_to_crop(coords.float().cpu().numpy()), params, model.config.in_res)[:, :N_LANDMARKS]
+    pts = uncrop_points(cp, params, R)[:, :N_LANDMARKS]
     return (pts, [v.float().cpu().numpy() for v in vols]) if return_volumes else pts  # volumes: one (B, d_i, R, R) per stack
 
 class ModelPredictor:
     "Predict with a `jvcr.model.JVCR`: crop, forward, map the coordinates back to image pixels."
-    def __init__(self, model, device='cpu', name:str='model'):  # a JVCR (eval mode is set); torch device
-        self.model, self.device, self.name = model.eval().to(device), torch.device(device), name
+    def __init__(self, model, device='cpu', name:str='model', flip:bool=False):  # a JVCR (eval mode is set); torch device; how reports name it; average with the mirrored crop's prediction (`flip_back`)
+        self.model, self.device, self.name, self.flip = model.eval().to(device), torch.device(device), name, flip
         self.res = model.config.in_res
 
     def __call__(self, samples):
         crops = np.stack([s.crop.crop_image(s.load_image(), self.res) for s in samples])
-        return predict_crops(self.model, crops, [s.crop for s in samples], self.device)
+        return predict_crops(self.model, crops, [s.crop for s in samples], self.device, flip=self.flip)
 
 # %% ../nbs/11_evaluation.ipynb #f806fc54
 def _ids(samples): return [s.id for s in samples]

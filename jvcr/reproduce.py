@@ -14,7 +14,7 @@ __all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'quick_parameters', 'd
            'run_reproduction']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
-ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'table1', 'table2', 'figure4', 'benchmark')  # table2 and figure4 read aflw2000_3d's results; figure4 table1's
+ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'test_time', 'table1', 'table2', 'figure4', 'benchmark')  # table2 and figure4 read aflw2000_3d's results; figure4 table1's
 
 def list_reproductions(root=None):
     "Names of the reproduction notebooks (nbs/reproduce/*.ipynb), in run order: `ORDER`, then any other by name."
