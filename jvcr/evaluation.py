@@ -78,13 +78,16 @@ def predict_crops(model, crops, transforms, device='cpu', return_volumes:bool=Fa
 
 class ModelPredictor:
     "Predict with a `jvcr.model.JVCR`: crop, forward, map the coordinates back to image pixels."
-    def __init__(self, model, device='cpu', name:str='model', flip:bool=False):  # a JVCR (eval mode is set); torch device; how reports name it; average with the mirrored crop's prediction (`flip_back`)
-        self.model, self.device, self.name, self.flip = model.eval().to(device), torch.device(device), name, flip
+    def __init__(self, model, device='cpu', name:str='model', flip:bool=False, prior=None):  # a JVCR (eval mode is set); torch device; how reports name it; average with the mirrored crop's prediction (`flip_back`); None, or `lam` of `jvcr.pose.fit_face_prior` ('mean' or a number)
+        self.model, self.device, self.name, self.flip, self.prior = model.eval().to(device), torch.device(device), name, flip, prior
         self.res = model.config.in_res
 
     def __call__(self, samples):
         crops = np.stack([s.crop.crop_image(s.load_image(), self.res) for s in samples])
-        return predict_crops(self.model, crops, [s.crop for s in samples], self.device, flip=self.flip)
+        pts = predict_crops(self.model, crops, [s.crop for s in samples], self.device, flip=self.flip)
+        if self.prior is None: return pts
+        from jvcr.pose import fit_face_prior                                  # a later notebook's module
+        return fit_face_prior(pts, lam=self.prior)
 
 # %% ../nbs/11_evaluation.ipynb #f806fc54
 def _ids(samples): return [s.id for s in samples]

@@ -16,7 +16,7 @@ from .landmarks import N_LANDMARKS
 # %% auto #0
 __all__ = ['POSE_NAMES', 'REFERENCE_FILE', 'POSE_SETS', 'DEFAULT_POSE_WEIGHTS', 'IMAGE_TO_MODEL', 'POSE_LIMIT', 'AXIS_COLORS',
            'pose_rotation', 'rotation_angles', 'pose_reference', 'pose_weights', 'check_points', 'fit_similarity',
-           'head_pose', 'pose_record', 'pose_mae', 'draw_pose_axes']
+           'head_pose', 'pose_record', 'pose_mae', 'fit_face_prior', 'draw_pose_axes']
 
 # %% ../nbs/12c_pose.ipynb #acaf3225
 POSE_NAMES = ('yaw', 'pitch', 'roll')
@@ -84,21 +84,21 @@ def check_points(points, name:str='points') -> np.ndarray:  # (68, 3) or (B, 68,
     return P
 
 # %% ../nbs/12c_pose.ipynb #0aaa72eb
-def fit_similarity(target, weights=None, reference=None):  # (..., 68, 3) model-axis points (y up); as `pose_weights`; (68, 3) (default: `pose_reference()`)
+def fit_similarity(target, weights=None, reference=None):  # (..., 68, 3) model-axis points (y up); as `pose_weights`; (68, 3) or one per target (..., 68, 3) (default: `pose_reference()`)
     "Weighted similarity fit target ~ s R ref + t: (R (..., 3, 3), s (...,), t (..., 3))."
     X = pose_reference() if reference is None else np.asarray(reference, dtype=np.float64)
-    if X.shape != (N_LANDMARKS, 3): raise ValueError(f"reference must have shape (68, 3), got {X.shape}")
+    if X.shape[-2:] != (N_LANDMARKS, 3): raise ValueError(f"reference must have shape (68, 3) or (..., 68, 3), got {X.shape}")
     w = pose_weights(weights)
     Y = np.asarray(target, dtype=np.float64)
-    mx, my = w @ X, np.einsum('n,...nc->...c', w, Y)
-    Xc, Yc = X - mx, Y - my[..., None, :]
-    C = np.einsum('n,...ni,nj->...ij', w, Yc, Xc)                       # (..., 3, 3) weighted cross-covariance
+    mx, my = np.einsum('n,...nc->...c', w, X), np.einsum('n,...nc->...c', w, Y)
+    Xc, Yc = X - mx[..., None, :], Y - my[..., None, :]
+    C = np.einsum('n,...ni,...nj->...ij', w, Yc, Xc)                    # (..., 3, 3) weighted cross-covariance
     U, S, Vt = np.linalg.svd(C)
     d = np.sign(np.linalg.det(U @ Vt))
     D = np.stack([np.ones_like(d), np.ones_like(d), d], -1)               # (..., 3): a reflection is turned into a rotation
     R = U @ (D[..., :, None] * Vt)
-    s = (S * D).sum(-1) / (w @ (Xc ** 2).sum(-1))
-    return R, s, my - s[..., None] * np.einsum('...ij,j->...i', R, mx)
+    s = (S * D).sum(-1) / np.einsum('n,...n->...', w, (Xc ** 2).sum(-1))
+    return R, s, my - s[..., None] * np.einsum('...ij,...j->...i', R, mx)
 
 # %% ../nbs/12c_pose.ipynb #a3aa245c
 IMAGE_TO_MODEL = np.array([1., -1., 1.])   # image axes (y down) <-> model axes (y up): negate y
@@ -136,6 +136,33 @@ def pose_mae(pred, true, limit:float=POSE_LIMIT) -> dict:  # (N, 3) predicted (y
     e, b = np.abs(P - T)[m], yaw_bin(T[m, 0])
     return dict(unit='degrees', limit=limit, n=int(m.sum()), n_excluded=int((~inside).sum()), n_failed=int((inside & ~ok).sum()),
                 **_mae(e), bins={name: dict(n=int((b == k).sum()), **_mae(e[b == k])) for k, name in enumerate(BIN_NAMES)})
+
+# %% ../nbs/12c_pose.ipynb #prior002
+def fit_face_prior(points,           # (68, 3) or (B, 68, 3) image-space points (y down; z same scale, larger = nearer)
+                   lam='mean',       # ridge weight of the whitened coefficients, relative to the basis energy; 'mean': the average face, posed
+                   model=None,       # a `jvcr.facemodel.FaceModel` (lam a number; default: `load_face_model()`, needs the data)
+                   iters:int=8):     # pose / coefficient alternations
+    "The face model's closest face to `points` under a similarity pose, its coefficients pulled to the average: (..., 68, 3)."
+    Y = check_points(points) * IMAGE_TO_MODEL
+    if lam == 'mean':
+        R, s, t = fit_similarity(Y)
+        return (s[..., None, None] * np.einsum('...ij,nj->...ni', R, pose_reference()) + t[..., None, :]) * IMAGE_TO_MODEL
+    if not isinstance(lam, (int, float)) or not lam >= 0: raise ValueError(f"lam={lam!r}: expected a number >= 0 or 'mean'")
+    if model is None:
+        from jvcr.facemodel import load_face_model
+        model = load_face_model()
+    W = np.concatenate([model.shape_basis, model.exp_basis], -1).reshape(3 * N_LANDMARKS, -1)   # (204, 50)
+    mu, sd = model.param_mean[12:], model.param_std[12:]
+    Ws = W * sd                                                                  # whitened basis
+    solve = np.linalg.solve(Ws.T @ Ws + lam * np.trace(Ws.T @ Ws) / len(sd) * np.eye(len(sd)), Ws.T)   # (50, 204)
+    base = model.mean.reshape(-1) + W @ mu                                      # the average face, flat
+    X = np.broadcast_to(base.reshape(N_LANDMARKS, 3), Y.shape)
+    for _ in range(iters):
+        R, s, t = fit_similarity(Y, reference=X)
+        Ym = np.einsum('...ji,...nj->...ni', R, Y - t[..., None, :]) / s[..., None, None]   # the points in model space
+        X = (base + np.einsum('kp,...p->...k', W @ (sd[:, None] * solve), Ym.reshape(*Ym.shape[:-2], -1) - base)).reshape(Y.shape)
+    R, s, t = fit_similarity(Y, reference=X)
+    return (s[..., None, None] * np.einsum('...ij,...nj->...ni', R, X) + t[..., None, :]) * IMAGE_TO_MODEL
 
 # %% ../nbs/12c_pose.ipynb #8061ce8e
 AXIS_COLORS = ((230, 40, 40), (40, 190, 40), (40, 100, 255))   # the head's x (red), y (green), z (blue)
