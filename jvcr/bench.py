@@ -19,7 +19,7 @@ from .model import JVCR, count_params, count_macs
 from .config import Stage, TrainConfig
 from .testing import random_batch
 from .training import make_optimizers, train_step
-from .inference import BACKENDS, DEFAULT_BACKEND, Backend, available_backends
+from .backends import BACKENDS, DEFAULT_BACKEND, Backend, available_backends
 
 # %% auto #0
 __all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_backends', 'bench_training', 'bench_render']
@@ -105,7 +105,7 @@ def bench_model(preset='paper',       # preset name or a JVCRConfig
                 warmup:int=2,         # untimed passes first
                 reference:bool=False, # also time the plain reference implementation (paper architecture only)
                 channels_last:bool=True, # JVCR's default weight layout; False: plain NCHW (the `jvcr bench --no-channels-last` variant)
-                backend:str|None=None    # one of jvcr.inference.BACKENDS; None: the predictor's default (DEFAULT_BACKEND) for float32 channels-last, else 'eager'
+                backend:str|None=None    # one of jvcr.backends.BACKENDS; None: the predictor's default (DEFAULT_BACKEND) for float32 channels-last, else 'eager'
                ) -> dict:
     "Parameters, exact GMACs and inference time per crop of a preset, by the predictor's default backend or the one named."
     cfg = preset if isinstance(preset, JVCRConfig) else get_config(preset)
@@ -164,15 +164,14 @@ def _interleaved(fns:dict, x, warmup:int, runs:int) -> dict:
 
 # %% ../nbs/13a_bench.ipynb #826f3356
 def bench_backends(preset='paper',         # preset name or a JVCRConfig (random weights with random BatchNorm statistics, unless `model`)
-                   backends=BACKENDS,      # names from jvcr.inference.BACKENDS
+                   backends=BACKENDS,      # names from jvcr.backends.BACKENDS
                    batches=(1, 8),         # crops per forward pass; each is timed
                    threads:int=2,          # torch and ONNX Runtime threads (torch's restored afterwards)
                    runs:int=7,             # timed passes per batch (median reported)
-                   warmup:int=2,           # untimed passes first (the first one also compiles)
+                   warmup:int=2,           # untimed passes first
                    reference:bool=True,    # also time the authors' architecture at the paper's size
                    model=None,             # a JVCR with real weights instead of random ones
-                   faces=None,             # (N, 3, R, R) float32 crops in [0, 1]: coordinate deviation from eager float32
-                   calib=None) -> list:    # (N, 3, R, R) crops that calibrate 'int8' (default: random crops)
+                   faces=None) -> list:    # (N, 3, R, R) float32 crops in [0, 1]: coordinate deviation from eager float32
     "One row per (batch, backend): median ms per crop, ratio to the reference, build and first-call seconds, deviation in crop px."
     from jvcr.reference_arch import build_reference, randomize_bn_stats
     unknown = [b for b in backends if b not in BACKENDS]
@@ -183,7 +182,7 @@ def bench_backends(preset='paper',         # preset name or a JVCRConfig (random
     model, old = model.eval(), torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        nets = {b: Backend(model, b, calib=calib, threads=threads) for b in backends}
+        nets = {b: Backend(model, b, threads=threads) for b in backends}
         ref = build_reference(get_config('paper').depth_res).eval() if reference else None
         rows = []
         for B in batches:

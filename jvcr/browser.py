@@ -181,7 +181,7 @@ EvalBrowser.image, EvalBrowser.points_figure = _image, _points_figure
 # %% ../nbs/13b_browser.ipynb #1636617a
 def _volumes(self:EvalBrowser, face, tol:float=1e-3):  # index or id; largest allowed difference from the saved points (pixels)
     "(68, 3) points and the predicted volumes [(d_i, R, R) per stack] of one face, recomputed from the checkpoint."
-    from jvcr.inference import resolve_checkpoint
+    from jvcr.shipped import resolve_checkpoint
     from jvcr.model import load_checkpoint
     i = self.index(face)
     if self._model is None:

@@ -4,11 +4,12 @@
 
 # %% ../nbs/15_cli.ipynb #9224b594
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, csv, io, json, os, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['read_boxes_csv', 'predict_command', 'add_predict_parser', 'export_command', 'add_export_parser', 'build_parser',
+           'main']
 
 # %% ../nbs/15_cli.ipynb #0af8687f
 def _at_least(a, low:int, *names):  # parsed arguments; the smallest allowed value; option names (dest)
@@ -54,7 +55,7 @@ def _reproduce(a):
 # %% ../nbs/15_cli.ipynb #e1f2a300
 def _evaluate(a):
     from jvcr.evaluation import run_evaluation
-    from jvcr.inference import resolve_checkpoint
+    from jvcr.shipped import resolve_checkpoint
     from jvcr.metrics import BIN_NAMES
     from jvcr.core import check_outputs
     ckpt = None if a.checkpoint is None else resolve_checkpoint(a.checkpoint)   # a file, or shipped weights by name ('default')
@@ -152,8 +153,8 @@ def _add_bench(sub):  # argparse subparsers of `jvcr`
     b.add_argument('--training', action='store_true', help='benchmark training steps (random tensors; --batch, --runs steps)')
     b.add_argument('--mode', default='joint', choices=['pretrain', 'joint'], help='training stage for --training')
     b.add_argument('--no-channels-last', action='store_true', help='time the model with plain NCHW weights (the layout variant)')
-    b.add_argument('--backend', default=None, help="the predictor backend to time (jvcr.inference.BACKENDS: eager, no_grad, fold_bn, bf16, "
-                   "autocast, onnxruntime, int8, compile); default: the predictor's default")
+    b.add_argument('--backend', default=None, help="the predictor backend to time (jvcr.backends.BACKENDS: eager, fold_bn, bf16, onnxruntime"
+                   "); default: the predictor's default")
     b.add_argument('--json', action='store_true', help='one-line JSON')
     b.set_defaults(func=_bench)
 
@@ -244,10 +245,149 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
     lb.set_defaults(func=_data_labels)
 
 
+# %% ../nbs/15_cli.ipynb #09d1cdaf
+def read_boxes_csv(path, images) -> list:  # boxes.csv (image,x0,y0,x1,y1; UTF-8, a byte-order mark allowed); the images as given
+    "One box per image from a CSV (None where it has none); an image matches its row as given or relative to the CSV; a row matching no image is an error naming it."
+    path = Path(path)
+    try: rows = list(csv.DictReader(path.read_text(encoding='utf-8-sig').splitlines()))
+    except (OSError, UnicodeDecodeError) as e: raise ValueError(f"cannot read boxes CSV {path}: {e}") from None
+    need = ['image', 'x0', 'y0', 'x1', 'y1']
+    if not rows or any(k not in rows[0] for k in need): raise ValueError(f"boxes CSV {path} needs the columns {','.join(need)} and one row per image")
+    table, given = {}, {str(i) for i in images} | {str(Path(str(i)).resolve()) for i in images}
+    unmatched = []
+    for n, r in enumerate(rows, 2):
+        try: b = tuple(float(r[k]) for k in need[1:])
+        except (TypeError, ValueError): raise ValueError(f"boxes CSV {path} line {n}: x0, y0, x1, y1 must be numbers, got {[r.get(k) for k in need[1:]]}") from None
+        keys = {r['image'], str((path.parent / r['image']).resolve())}
+        if not keys & given: unmatched.append(f"line {n} ({r['image']})")
+        for key in keys:
+            if key in table and table[key] != b: raise ValueError(f"boxes CSV {path} line {n}: a second, different box for {r['image']}")
+            table[key] = b
+    if unmatched: raise ValueError(f"boxes CSV {path}: {len(unmatched)} row(s) match no image given: {', '.join(unmatched[:5])}"
+                                   f"{' ...' if len(unmatched) > 5 else ''}; give those images, or fix or remove the rows")
+    return [table.get(str(i), table.get(str(Path(str(i)).resolve()))) for i in images]
+
+# %% ../nbs/15_cli.ipynb #587a72d6
+def _predictions_text(out, images, res) -> str:
+    "The JSON or CSV text of the images that succeeded."
+    from jvcr.landmarks import N_LANDMARKS
+    ok = [(str(im), p, b, sc) for im, p, b, sc in zip(images, res.points, res.boxes, res.scores) if p is not None]
+    if out.suffix.lower() == '.json':
+        obj = {}
+        for im, p, b, sc in ok:
+            obj[im], obj[f"{im}#box"] = p.tolist(), list(b)
+            if sc is not None: obj[f"{im}#score"] = sc          # the box came from the face detector
+        return json.dumps(obj, indent=1) + '\n'
+    s = io.StringIO(); w = csv.writer(s, lineterminator='\n')
+    w.writerow(['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'box_score'] + [f"{c}{k}" for k in range(N_LANDMARKS) for c in 'xyz'])
+    for im, p, b, sc in ok: w.writerow([im, *map(repr, b), '' if sc is None else repr(sc), *map(repr, p.reshape(-1).tolist())])
+    return s.getvalue()
+
+# %% ../nbs/15_cli.ipynb #b7c1a006
+def _predict_outputs(a) -> tuple:  # parsed arguments of `jvcr predict`
+    "(--out, overlay files or None), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
+    from jvcr.core import check_outputs
+    from jvcr.inference import _overlay_names
+    from jvcr.shipped import resolve_checkpoint
+    out = Path(a.out)
+    if out.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"--out {out}: give a .json or .csv file name")
+    if a.batch < 1: raise ValueError(f"--batch must be a positive integer, got {a.batch}")
+    if a.max_pixels is not None and a.max_pixels < 1: raise ValueError(f"--max-pixels must be a positive integer, got {a.max_pixels}")
+    ov = None
+    if a.overlay:
+        if Path(a.overlay).exists() and not Path(a.overlay).is_dir(): raise ValueError(f"--overlay {a.overlay} is a file, not a folder")
+        ov = [Path(a.overlay) / n for n in _overlay_names(a.images)]
+    ckpt = resolve_checkpoint(a.checkpoint)
+    check_outputs({'--out': out, '--overlay': ov}, {'IMAGE': list(a.images), '--boxes': a.boxes, '--checkpoint': ckpt}, a.overwrite)
+    return out, ov, ckpt
+
+# %% ../nbs/15_cli.ipynb #5cefa119
+def predict_command(a) -> int:  # parsed arguments of `jvcr predict`
+    "Run `jvcr predict`: 0 when every image was predicted, 1 when some failed (the others are written; nothing when all failed)."
+    from jvcr.core import atomic_write
+    from jvcr.inference import Predictor, SmallFaceWarning, draw_points, _pil_guard_off
+    out, overlays, ckpt = _predict_outputs(a)
+    if a.box: boxes = [tuple(a.box)] * len(a.images)
+    elif a.boxes: boxes = read_boxes_csv(a.boxes, a.images)
+    else: boxes = [None] * len(a.images)                       # every box from the face detector
+    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels)
+    if any(b is None for b in boxes):
+        try: pred.detector                                      # MediaPipe missing: status 2 before any work
+        except ImportError as e: raise ImportError(f"{sum(b is None for b in boxes)} image(s) without a box (--box or --boxes): {e}") from None
+    with warnings.catch_warnings(record=True) as small:
+        warnings.simplefilter('always', SmallFaceWarning)
+        res = pred.predict_files(a.images, boxes, a.batch, progress=not a.no_progress and len(a.images) > 4)
+    for w in small: print(f"jvcr predict: warning: {w.message}", file=sys.stderr)
+    failures, n_ok = list(res.failures), sum(p is not None for p in res.points)
+    if n_ok: atomic_write(out, lambda f: f.write(_predictions_text(out, a.images, res)), mode='w')
+    for im, f, p, b in zip(a.images, overlays or [], res.points, res.boxes):
+        if p is None: continue
+        try:
+            with _pil_guard_off(): atomic_write(f, lambda fh: draw_points(im, p, b).save(fh, format='PNG'))   # read once already, within --max-pixels
+        except (OSError, ValueError) as e: failures.append((im, f"{im}: overlay not written: {e}"))
+    for _, msg in failures: print(f"jvcr predict: {msg}", file=sys.stderr)
+    n_det = sum(s is not None for s in res.scores)
+    print((f"wrote {n_ok} of {len(a.images)} predictions to {out}" if n_ok else f"no image was predicted: nothing written to {out}")
+          + (f" ({n_det} with the face detector's box)" if n_det else "") + (f"; {len(failures)} failed (listed on stderr)" if failures else ""))
+    return 1 if failures else 0
+
+# %% ../nbs/15_cli.ipynb #22077cac
+def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
+    "Add the `predict` subcommand to a `jvcr` parser; returns it."
+    from jvcr.inference import PREDICTION_CONVENTION, MAX_PIXELS
+    p = subparsers.add_parser('predict', help='68 3D landmarks of the face in each image (JSON or CSV)',
+                              description='Predict 68 3D landmarks per image from a tight face box, given or found by the face detector '
+                              "(MediaPipe: pip install 'jvcr[detect]'). " + PREDICTION_CONVENTION + '.')
+    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (any format PIL reads)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--box', nargs=4, type=float, metavar=('X0', 'Y0', 'X1', 'Y1'),
+                   help="tight face box (the 68 landmarks' 2D bounding box) in image pixels, for every image "
+                   "(default: the face detector's box per image)")
+    g.add_argument('--boxes', metavar='CSV', help='a CSV with columns image,x0,y0,x1,y1: one box per image '
+                   '(image as given here, or a path relative to the CSV; UTF-8, a byte-order mark allowed); images without a row get the detector\'s box, '
+                   'a row matching no image is an error')
+    p.add_argument('--checkpoint', default='default', help="a checkpoint written by jvcr (loaded weights-only), or the name of "
+                   "weights shipped with jvcr (default: 'default'; non-commercial research terms: jvcr.shipped.WEIGHTS_TERMS)")
+    p.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto')
+    p.add_argument('--batch', type=int, default=8, help='images per forward pass')
+    p.add_argument('--out', required=True, metavar='PREDS.json|PREDS.csv',
+                   help='JSON {image: 68 [x, y, z], "image#box": box, "image#score": detector score} or CSV '
+                   '(image, box_x0..box_y1, box_score, x0, y0, z0, ... z67)')
+    p.add_argument('--overlay', metavar='DIR', help='also write a PNG per image with the points drawn (DIR/STEM.png; never over an input image)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing --out file and overlay PNGs')
+    p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, metavar='N', help=f'refuse image files above N pixels before decoding (default {MAX_PIXELS}, PIL\'s own limit)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.set_defaults(func=predict_command)
+    return p
+
+# %% ../nbs/15_cli.ipynb #59290f31
+def export_command(a) -> int:  # parsed arguments of `jvcr export`
+    "Run `jvcr export`: check the output (suffix, the write rule), write the file and report its parity with the eager model."
+    from jvcr.core import check_outputs
+    from jvcr.model import load_checkpoint
+    from jvcr.shipped import resolve_checkpoint, check_export_out, export_model, export_parity
+    ckpt, out = resolve_checkpoint(a.checkpoint), check_export_out(a.format, a.out, '--out')
+    check_outputs({'--out': out}, {'--checkpoint': ckpt}, a.overwrite)
+    model = load_checkpoint(ckpt)[0]
+    path = export_model(model, a.format, out, overwrite=a.overwrite)
+    print(f"wrote {path} ({a.format}); max |exported - eager| = {export_parity(path, model):.2e} input-crop px on 3 random crops")
+    return 0
+
+def add_export_parser(subparsers):  # what argparse's add_subparsers() returned
+    "Add the `export` subcommand to a `jvcr` parser; returns it."
+    from jvcr.shipped import EXPORT_FORMATS
+    p = subparsers.add_parser('export', help='write a checkpoint as TorchScript or ONNX (crops -> 71 points in crop pixels)')
+    p.add_argument('--format', required=True, choices=EXPORT_FORMATS, help="torchscript, or onnx (needs pip install 'jvcr[onnx]')")
+    p.add_argument('--checkpoint', default='default', help="a checkpoint written by jvcr (loaded weights-only), or the name of "
+                   "weights shipped with jvcr (default: 'default'; non-commercial research terms: jvcr.shipped.WEIGHTS_TERMS)")
+    p.add_argument('--out', required=True, help='the file to write (.pt or .ts for TorchScript, .onnx for ONNX)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing --out file (never the checkpoint)')
+    p.set_defaults(func=export_command)
+    return p
+
 # %% ../nbs/15_cli.ipynb #3b78055c
 def _add_predict_export(sub):  # argparse subparsers of `jvcr`
-    "`jvcr predict` and `jvcr export`, defined with the predictor in `jvcr.inference`."
-    from jvcr.inference import add_predict_parser, add_export_parser
+    "`jvcr predict` and `jvcr export`."
     add_predict_parser(sub); add_export_parser(sub)
 
 # %% ../nbs/15_cli.ipynb #649d9d2c

@@ -213,6 +213,7 @@ def test_label_fit_says_what_it_does_without_a_bar(tmp_path, capsys, real_data, 
 import io, struct, warnings, zlib
 import torch
 import jvcr.inference as ji
+import jvcr.shipped as js
 from jvcr.model import JVCR, save_checkpoint
 
 
@@ -257,7 +258,7 @@ def test_export_refuses_an_existing_file(tmp_path, capsys, ckpt):
     assert code == 2 and (tmp_path / 'notes.pt').read_text() == 'my notes'
     one_line_error(err, 'notes.pt exists; pass --overwrite')
     code, _, _ = run(capsys, 'export', '--format', 'torchscript', '--checkpoint', ckpt, '--out', tmp_path / 'notes.pt', '--overwrite')
-    assert code == 0 and ji.load_exported(tmp_path / 'notes.pt')(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 71, 3)
+    assert code == 0 and js.load_exported(tmp_path / 'notes.pt')(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 71, 3)
 
 
 @pytest.mark.parametrize('fmt,out,want', [('torchscript', 'm.onnx', 'torchscript files end in .pt or .ts'),

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from jvcr.cli import main
 from jvcr.datasets import load_pts_folder, load_aflw2000_3d
-from jvcr.inference import landmark_box, resolve_checkpoint
+from jvcr.inference import landmark_box
+from jvcr.shipped import resolve_checkpoint
 from jvcr.evaluation import evaluate, ModelPredictor
 from jvcr.metrics import nme_2d
 from jvcr.model import load_checkpoint
@@ -44,7 +45,7 @@ def test_predict_with_boxes_equals_evaluate(real_data, tmp_path, capsys):
     with open(boxes, 'w', newline='') as f:
         w = csv.writer(f); w.writerow(['image', 'x0', 'y0', 'x1', 'y1'])
         for s in faces: w.writerow([str(s.image_path), *landmark_box(s.pts)])
-    assert main(['predict', *[str(s.image_path) for s in faces], '--boxes', str(boxes), '--out', str(out), '--no-progress']) == 0
+    assert main(['predict', *[str(s.image_path) for s in faces], '--boxes', str(boxes), '--out', str(out), '--no-progress', '--overwrite']) == 0
     got = json.loads(out.read_text())
     exact = nme_2d(np.array([got[str(s.image_path)] for s in faces]), np.stack([s.pts for s in faces]))
     for s, e in zip(faces, exact): assert abs(theirs[s.id] - e) < 1e-6, (s.id, theirs, e)

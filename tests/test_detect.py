@@ -10,6 +10,7 @@ from PIL import Image
 import fastcore.test as fct
 import jvcr.detect as jdet
 import jvcr.inference as ji
+from jvcr.cli import main
 from jvcr.core import in_ci
 from jvcr.datasets import FaceSample
 from jvcr.geometry import CropTransform
@@ -191,7 +192,7 @@ def test_cli_without_boxes(det, toy, ckpt, tmp_path, capsys):
     Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(tmp_path / 'blank.png')
     want = det.face_box(toy.image)
     args = lambda imgs, out, *x: ['predict', *map(str, imgs), '--checkpoint', str(ckpt), '--out', str(out), '--no-progress', *x]
-    assert ji.predict_main(args([tmp_path / 'a.png', tmp_path / 'blank.png'], tmp_path / 'p.json')) == 1
+    assert main(args([tmp_path / 'a.png', tmp_path / 'blank.png'], tmp_path / 'p.json')) == 1
     out, a = json.loads((tmp_path / 'p.json').read_text()), str(tmp_path / 'a.png')
     assert sorted(out) == sorted([a, f'{a}#box', f'{a}#score'])
     fct.test_close(out[f'{a}#box'], want.box, eps=1e-9); fct.test_close(out[f'{a}#score'], want.score, eps=1e-12)
@@ -201,7 +202,7 @@ def test_cli_without_boxes(det, toy, ckpt, tmp_path, capsys):
     box = _lm_box(toy.pts)
     (tmp_path / 'boxes.csv').write_text(f"image,x0,y0,x1,y1\na.png,{','.join(map(str, box))}\n")
     b = tmp_path / 'b.png'; Image.fromarray(toy.image).save(b)
-    assert ji.predict_main(args([tmp_path / 'a.png', b], tmp_path / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
+    assert main(args([tmp_path / 'a.png', b], tmp_path / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
     rows = list(csv.DictReader((tmp_path / 'p.csv').read_text().splitlines()))
     assert [r['box_score'] for r in rows][0] == '' and float(rows[1]['box_score']) == pytest.approx(want.score)
     fct.test_close([float(rows[1][k]) for k in ('box_x0', 'box_y0', 'box_x1', 'box_y1')], want.box, eps=1e-9)

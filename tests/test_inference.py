@@ -8,6 +8,9 @@ import torch
 from PIL import Image
 import fastcore.test as fct
 import jvcr.inference as ji
+import jvcr.backends as jb
+import jvcr.shipped as js
+from jvcr.cli import main
 from jvcr.model import JVCR, save_checkpoint, CheckpointError
 from jvcr.synthetic import procedural_face
 
@@ -145,7 +148,7 @@ def test_cli_json_and_csv(tmp_path, ckpt, pred, face, capsys):
     Image.fromarray(rgb[:, ::-1]).save(tmp_path / 'b.png')
     imgs = [tmp_path / 'a.png', tmp_path / 'b.png']
     ref = pred.predict(imgs, [box, box])
-    assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'p.json', '--box', *map(str, box), '--overlay', str(tmp_path / 'ov'))) == 0
+    assert main(_argv(imgs, ckpt, tmp_path / 'p.json', '--box', *map(str, box), '--overlay', str(tmp_path / 'ov'))) == 0
     out = json.loads((tmp_path / 'p.json').read_text())
     fct.test_eq(sorted(out), sorted([str(imgs[0]), f"{imgs[0]}#box", str(imgs[1]), f"{imgs[1]}#box"]))
     fct.test_close(np.array(out[str(imgs[1])]), ref[1], eps=1e-4)
@@ -153,7 +156,7 @@ def test_cli_json_and_csv(tmp_path, ckpt, pred, face, capsys):
     fct.test_eq(sorted(p.name for p in (tmp_path / 'ov').iterdir()), ['a.png', 'b.png'])
     fct.test_eq(Image.open(tmp_path / 'ov' / 'a.png').size, (96, 96))
     (tmp_path / 'boxes.csv').write_text(f"image,x0,y0,x1,y1\na.png,{','.join(map(str, box))}\n{imgs[1]},{','.join(map(str, box))}\n")
-    assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'sub' / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
+    assert main(_argv(imgs, ckpt, tmp_path / 'sub' / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
     rows = list(csv.reader((tmp_path / 'sub' / 'p.csv').read_text().splitlines()))
     fct.test_eq((len(rows), len(rows[0])), (3, 1 + 5 + 68 * 3))
     fct.test_eq(rows[0][:9], ['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'box_score', 'x0', 'y0', 'z0'])
@@ -169,7 +172,7 @@ def test_cli_one_bad_file(tmp_path, ckpt, face, capsys):
     (tmp_path / 'b.png').write_bytes(b'\x89PNG broken')
     imgs = [tmp_path / n for n in ('a.png', 'b.png', 'c.png', 'd.png')]  # d.png: a box in the CSV, no file
     (tmp_path / 'boxes.csv').write_text('image,x0,y0,x1,y1\n' + ''.join(f"{n},{','.join(map(str, box))}\n" for n in 'abcd' for n in [f'{n}.png']))
-    assert ji.predict_main(_argv(imgs, ckpt, tmp_path / 'p.json', '--boxes', str(tmp_path / 'boxes.csv'))) == 1
+    assert main(_argv(imgs, ckpt, tmp_path / 'p.json', '--boxes', str(tmp_path / 'boxes.csv'))) == 1
     out = json.loads((tmp_path / 'p.json').read_text())
     fct.test_eq(sorted(k for k in out if '#' not in k), [str(imgs[0]), str(imgs[2])])
     err = capsys.readouterr().err.strip().splitlines()
@@ -189,7 +192,7 @@ def test_cli_checks_before_work(tmp_path, ckpt, face, capsys, monkeypatch):
              (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json'), "1 image(s) without a box (--box or --boxes): face detection needs the optional extra: pip install 'jvcr[detect]'")]
     for k, (argv, msg) in enumerate(cases):
         if k == len(cases) - 1: _no_mediapipe(monkeypatch)
-        assert ji.predict_main(argv) == 2, argv
+        assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert msg in err and err.count('\n') == 1, err
     assert not (tmp_path / 'p.json').exists()
@@ -220,21 +223,21 @@ def test_parity_with_model_predictor(real_data, tmp_path):
 
 def test_torchscript_parity(tmp_path, ckpt):
     "TorchScript (torch.jit.trace) of the tiny model equals the eager model within TS_BOUND crop pixels, any batch size."
-    out = ji.export_model(ckpt, 'torchscript', tmp_path / 'm.pt')
+    out = js.export_model(ckpt, 'torchscript', tmp_path / 'm.pt')
     model = ji.load_checkpoint(ckpt)[0]
-    assert ji.export_parity(out, model, batch=3) < TS_BOUND
-    assert ji.export_parity(out, model, batch=1, seed=5) < TS_BOUND
-    fct.test_fail(lambda: ji.export_model(ckpt, 'tflite', tmp_path / 'x'), contains='torchscript, onnx')
+    assert js.export_parity(out, model, batch=3) < TS_BOUND
+    assert js.export_parity(out, model, batch=1, seed=5) < TS_BOUND
+    fct.test_fail(lambda: js.export_model(ckpt, 'tflite', tmp_path / 'x'), contains='torchscript, onnx')
 
 
 def test_onnx_parity(tmp_path, ckpt):
     "ONNX (dynamo exporter) run by onnxruntime matches the eager model within ONNX_BOUND crop pixels, any batch size."
     pytest.importorskip('onnxruntime', reason="ONNX parity needs the onnx extra: pip install 'jvcr[onnx]'")
     pytest.importorskip('onnxscript', reason="ONNX parity needs the onnx extra: pip install 'jvcr[onnx]'")
-    out = ji.export_model(ckpt, 'onnx', tmp_path / 'm.onnx')
+    out = js.export_model(ckpt, 'onnx', tmp_path / 'm.onnx')
     model = ji.load_checkpoint(ckpt)[0]
-    assert ji.export_parity(out, model, batch=3) < ONNX_BOUND
-    assert ji.export_parity(out, model, batch=1, seed=5) < ONNX_BOUND
+    assert js.export_parity(out, model, batch=3) < ONNX_BOUND
+    assert js.export_parity(out, model, batch=1, seed=5) < ONNX_BOUND
 
 
 def test_onnx_missing_extra_message(monkeypatch, tmp_path, ckpt):
@@ -245,14 +248,14 @@ def test_onnx_missing_extra_message(monkeypatch, tmp_path, ckpt):
         if name.split('.')[0] in ('onnx', 'onnxruntime', 'onnxscript'): raise ImportError(f"No module named '{name}'", name=name)
         return real(name, *a, **kw)
     monkeypatch.setattr(builtins, '__import__', fake)
-    fct.test_fail(lambda: ji.export_model(ckpt, 'onnx', tmp_path / 'm.onnx'), contains="pip install 'jvcr[onnx]'")
+    fct.test_fail(lambda: js.export_model(ckpt, 'onnx', tmp_path / 'm.onnx'), contains="pip install 'jvcr[onnx]'")
 
 
 def test_cli_export(tmp_path, ckpt, capsys):
     "`jvcr export` writes the file and reports the parity."
-    assert ji.export_main(['export', '--format', 'torchscript', '--checkpoint', str(ckpt), '--out', str(tmp_path / 'm.pt')]) == 0
+    assert main(['export', '--format', 'torchscript', '--checkpoint', str(ckpt), '--out', str(tmp_path / 'm.pt')]) == 0
     assert (tmp_path / 'm.pt').is_file() and 'max |exported - eager|' in capsys.readouterr().out
-    assert ji.export_main(['export', '--format', 'torchscript', '--checkpoint', str(tmp_path / 'no.pt'), '--out', str(tmp_path / 'n.pt')]) == 2
+    assert main(['export', '--format', 'torchscript', '--checkpoint', str(tmp_path / 'no.pt'), '--out', str(tmp_path / 'n.pt')]) == 2
     assert 'no such checkpoint' in capsys.readouterr().err
 
 
@@ -263,9 +266,9 @@ def test_backends_agree_with_eager(tmp_path):
     model = randomize_bn_stats(JVCR('tiny')).eval()
     x = torch.rand(3, 3, 64, 64)
     with torch.inference_mode(): ref = model(x)[1] * 255
-    names = [b for b in ('eager', 'no_grad', 'fold_bn', 'onnxruntime', 'bf16') if b in ji.available_backends()]   # onnxruntime: the onnx extra
-    dev = {b: float((ji.Backend(model, b)(x)[1] * 255 - ref).abs().max()) for b in names}
-    assert dev['eager'] == dev['no_grad'] == 0
+    names = jb.available_backends()   # onnxruntime: the onnx extra
+    dev = {b: float((jb.Backend(model, b)(x)[1] * 255 - ref).abs().max()) for b in names}
+    assert dev['eager'] == 0
     assert dev['fold_bn'] < 1e-3 and dev.get('onnxruntime', 0) < 1e-3 and 0 < dev['bf16'] < 5, dev
     with pytest.raises(ValueError, match='unknown backend'): ji.Predictor(model, backend='tensorrt')
     assert f'backend={ji.DEFAULT_BACKEND}' in repr(ji.Predictor(model))
