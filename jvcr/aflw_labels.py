@@ -48,7 +48,8 @@ def aflw21_matrix():
     for j, idx in enumerate(AFLW21_TO_68): M[j, list(idx)] = 1 / len(idx)
     return M
 
-def aflw21_basis(model:FaceModel, offset=AFLW21_OFFSET):  # face model; (21, 3) model-space offsets
+def aflw21_basis(model:FaceModel,        # face model
+                 offset=AFLW21_OFFSET):  # (21, 3) model-space offsets
     "The 21-point model: mean (21, 3) and basis (21, 3, 50) = [40 shape | 10 expression] components."
     M = aflw21_matrix()
     W = np.concatenate([model.shape_basis, model.exp_basis], -1)
@@ -82,7 +83,8 @@ def load_crops(folder):  # a folder in the layout of aflw_crops/ (list.txt, pts2
     return dict(names=names, pts=to_crop(pts, roi), vis=vis, roi=roi, yaw=yaw, raw=raw)
 
 # %% ../nbs/05a_aflw_labels.ipynb #8759fcd2
-def _pt3d_in_crops(root, roi):  # data root; (N, 4) crop boxes of aflw2000_3d_crops120
+def _pt3d_in_crops(root,  # data root
+                   roi):  # (N, 4) crop boxes of aflw2000_3d_crops120
     "AFLW2000-3D's official `pt3d_68` (from the benchmark arrays) in the 120 crops: (N, 68, 3), z larger = nearer."
     f = Path(root) / 'aflw2000_3d_benchmark' / 'AFLW2000-3D.pts68.npy'
     if not f.is_file(): raise FileNotFoundError(f"validation needs {f} (the pt3d_68 of AFLW2000-3D)")
@@ -169,7 +171,9 @@ def _lm(pb:_Problem, R, s, t, a, n_iter:int, rigid:bool=False):  # problem; star
     return R, s, t, a, pb.cost(R, s, t, a, 1 / (pb.st.sigma * s * pb.S0))[0]
 
 # %% ../nbs/05a_aflw_labels.ipynb #ab54f605
-def _start(pb:_Problem, yaw_deg, a):  # problem; initial yaw (degrees); coefficients (N, 50)
+def _start(pb:_Problem,  # problem
+           yaw_deg,      # initial yaw (degrees)
+           a):           # coefficients (N, 50)
     "Initial pose (R, s, t) at the given yaw, with the least-squares scale and shift."
     N, w = len(pb.q), pb.w
     R = np.broadcast_to(pose_matrix(0., np.radians(yaw_deg), 0.), (N, 3, 3)).copy()
@@ -211,7 +215,10 @@ def _fit_batch(q, w, model:FaceModel, st:FitSettings):  # (N, 21, 2) y-up target
     return dict(pts=pts, angles=_angles(R), size=size, residual=res, coef=a)
 
 # %% ../nbs/05a_aflw_labels.ipynb #030859df
-def synthetic_21(model:FaceModel, n:int, seed:int=0, max_yaw:float=60.):  # face model; faces; seed; |yaw| bound (deg)
+def synthetic_21(model:FaceModel,     # face model
+                 n:int,               # faces
+                 seed:int=0,          # seed
+                 max_yaw:float=60.):  # |yaw| bound (deg)
     "Random model faces in a 120 crop: (21-point targets (n, 21, 2) crop px, true 68 points (n, 68, 3), yaw (n,))."
     rng = np.random.default_rng(seed)
     ash, aex = model.sample(rng, n)
@@ -268,7 +275,9 @@ def fit_points(pts, vis, model:FaceModel|None=None, settings:FitSettings=FitSett
     return out
 
 # %% ../nbs/05a_aflw_labels.ipynb #5a29d2b9
-def _content_key(arrays, model:FaceModel, settings:FitSettings):  # input arrays; face model; settings
+def _content_key(arrays,                 # input arrays
+                 model:FaceModel,        # face model
+                 settings:FitSettings):  # settings
     "sha256 (hex) of the inputs, the model, the settings and the fitter version."
     h = hashlib.sha256(FITTER_VERSION.encode())
     h.update(json.dumps(asdict(settings), sort_keys=True).encode())
@@ -336,7 +345,8 @@ def _official_yaw(root):  # data root
     if not f.is_file(): raise FileNotFoundError(f"validation needs {f} (the official AFLW2000-3D yaw)")
     return np.load(f).astype(np.float64)
 
-def _summary(e, yaw):  # per-face errors (NaN = failure); yaw degrees
+def _summary(e,     # per-face errors (NaN = failure)
+             yaw):  # yaw degrees
     "Overall, per-bin and mean-of-bins of per-face errors, in percent."
     s = summarize(e, yaw)
     pc = lambda v: round(100 * v, 3)

@@ -43,7 +43,8 @@ class Augment:
     box_mean: tuple = (0.0, 0.0, 0.0)  # jitter mean: centre shift x, y in box sides, log side ratio (see `jvcr.pool.box_jitter`)
     box_sd: tuple = (0.0, 0.0, 0.0)    # jitter spread of the same three, drawn clip(N(0,1), -3, 3) x sd
 
-    def draw(self, rng:np.random.Generator) -> AugParams:  # the sample's generator
+    def draw(self, rng:np.random.Generator,  # the sample's generator
+            ) -> AugParams:
         "Draw one sample's numbers (7 draws in a fixed order; with box jitter 4 more after them)."
         z_s, u_r, z_r, u_f = rng.standard_normal(), rng.random(), rng.standard_normal(), rng.random()
         c = rng.uniform(-1, 1, 3)
@@ -60,24 +61,32 @@ class Augment:
 NO_AUGMENT = Augment(scale=0., rot_p=0., flip_p=0., color=0.)
 
 # %% ../nbs/04a_augment.ipynb #ab4b2a39
-def sample_rng(seed:int, epoch:int, index:int) -> np.random.Generator:  # run seed; epoch; sample index
+def sample_rng(seed:int,   # run seed
+               epoch:int,  # epoch
+               index:int,  # sample index
+              ) -> np.random.Generator:
     "The generator of one sample in one epoch."
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))
 
 # %% ../nbs/04a_augment.ipynb #7af3324a
-def augment_crop(crop:CropTransform, a:AugParams) -> CropTransform:  # the sample's face box; drawn numbers
+def augment_crop(crop:CropTransform,  # the sample's face box
+                 a:AugParams,         # drawn numbers
+                ) -> CropTransform:
     "The face box shifted, scaled, rotated and mirrored by `a`."
     return CropTransform(float(crop.cx + a.shift[0] * crop.size), float(crop.cy + a.shift[1] * crop.size),
                          float(crop.size * a.scale), float(crop.rot + a.rot),
                          bool(crop.flip) != a.flip, float(crop.z_ref))
 
-def target_points(pts68, flip:bool):  # (68, 3) image-space points; whether the crop is mirrored
+def target_points(pts68,       # (68, 3) image-space points
+                  flip:bool):  # whether the crop is mirrored
     "(71, 3) image-space points in the order the network must predict them: relabelled if mirrored, then + auxiliary."
     pts68 = np.asarray(pts68, dtype=np.float64)
     return add_auxiliary(pts68[flip_perm(N_LANDMARKS)] if flip else pts68)
 
 # %% ../nbs/04a_augment.ipynb #e20f9a15
-def coords_to_image(coords, params, in_res:int=256):  # (..., 71|68, 3) coordinate output; (..., 6) crop params; input side
+def coords_to_image(coords,           # (..., 71|68, 3) coordinate output
+                    params,           # (..., 6) crop params
+                    in_res:int=256):  # input side
     "Predicted coordinates (input-crop pixels / 255) -> image pixels, in the original landmark order."
     if isinstance(coords, torch.Tensor): coords = coords.detach().cpu().double().numpy()
     if isinstance(params, torch.Tensor): params = params.detach().cpu().double().numpy()
@@ -89,12 +98,17 @@ def coords_to_image(coords, params, in_res:int=256):  # (..., 71|68, 3) coordina
     return np.where(flipped[..., None, None], pts[..., flip_perm(pts.shape[-2]), :], pts)
 
 # %% ../nbs/04a_augment.ipynb #685e0679
-def minmax_stretch(x:torch.Tensor) -> torch.Tensor:  # (3, H, W) float image
+def minmax_stretch(x:torch.Tensor,  # (3, H, W) float image
+                  ) -> torch.Tensor:
     "The reference code's per-crop contrast stretch: (x - min) / (max - min), jointly over the channels."
     lo, hi = x.min(), x.max()
     return (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
 
-def image_tensor(img, T:CropTransform, in_res:int=256, color=(0., 0., 0.), stretch:bool=False):  # PIL image or HxWx3 uint8; crop; input side; RGB shift; min-max stretch
+def image_tensor(img,                  # PIL image or HxWx3 uint8
+                 T:CropTransform,      # crop
+                 in_res:int=256,       # input side
+                 color=(0., 0., 0.),   # RGB shift
+                 stretch:bool=False):  # min-max stretch
     "The (3, in_res, in_res) float32 input in [0, 1]: crop, colour shift, clamp (and optional stretch)."
     x = torch.from_numpy(crop_image(img, T, in_res).copy()).permute(2, 0, 1).contiguous().float().div_(255)
     if any(color): x = x.add_(torch.tensor(color, dtype=torch.float32)[:, None, None]).clamp_(0, 1)
@@ -118,7 +132,8 @@ class JVCRDataset(Dataset):
     def set_epoch(self, epoch:int): self.epoch = int(epoch)  # before creating the epoch's iterator
     def __len__(self): return len(self.source)
 
-    def params_of(self, i:int) -> AugParams:  # sample index
+    def params_of(self, i:int,  # sample index
+                 ) -> AugParams:
         "The augmentation numbers of sample `i` in the current epoch."
         return self.augment.draw(sample_rng(self.seed, self.epoch, i)) if self.train else AugParams()
 
@@ -131,8 +146,13 @@ class JVCRDataset(Dataset):
                     pts=torch.from_numpy(s.pts), yaw=float(s.yaw), id=s.id, index=int(i))
 
 # %% ../nbs/04a_augment.ipynb #15bfa521
-def make_loader(dataset:Dataset, batch_size:int=20, workers:int=2, shuffle:bool|None=None, seed:int=0,
-                drop_last:bool=False, **kwargs):  # dataset; batch; worker processes; default: dataset.train; shuffle seed; ...; other DataLoader arguments
+def make_loader(dataset:Dataset,         # dataset
+                batch_size:int=20,       # batch
+                workers:int=2,           # worker processes
+                shuffle:bool|None=None,  # default: dataset.train
+                seed:int=0,              # shuffle seed
+                drop_last:bool=False,    # ...
+                **kwargs):               # other DataLoader arguments
     "A DataLoader over `dataset` with a seeded shuffle order."
     shuffle = getattr(dataset, 'train', False) if shuffle is None else shuffle
     g = torch.Generator().manual_seed(int(seed))
@@ -141,7 +161,10 @@ def make_loader(dataset:Dataset, batch_size:int=20, workers:int=2, shuffle:bool|
                       persistent_workers=False, **kwargs)
 
 # %% ../nbs/04a_augment.ipynb #79f6397d
-def epoch_order(n:int, seed:int, epoch:int) -> list:  # samples; run seed; epoch
+def epoch_order(n:int,      # samples
+                seed:int,   # run seed
+                epoch:int,  # epoch
+               ) -> list:
     "The shuffled order of `n` samples in `epoch` (a function of seed and epoch only)."
     s = int(np.random.SeedSequence([int(seed), int(epoch), 0x7261696E]).generate_state(1, np.uint64)[0] >> 1)
     return torch.randperm(n, generator=torch.Generator().manual_seed(s)).tolist()
@@ -158,7 +181,8 @@ class EpochBatches:
         for k in range(self.start, self.steps):
             yield order[k * self.B + self.rank * per: k * self.B + (self.rank + 1) * per]
 
-def set_epoch(ds, epoch:int):  # a dataset (or a Subset of one); epoch
+def set_epoch(ds,          # a dataset (or a Subset of one)
+              epoch:int):  # epoch
     "Tell a dataset (or the dataset inside a Subset) the epoch, which its augmentation depends on."
     while ds is not None:
         if hasattr(ds, 'set_epoch'): return ds.set_epoch(epoch)

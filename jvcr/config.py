@@ -82,7 +82,9 @@ PRESETS = {
 
 VARIANTS = ('flat', 'two_stage')  # Table I's arms, built from any preset: PRESETS['cpu_small_flat'], ...
 
-def variant(config:JVCRConfig, kind:str) -> JVCRConfig:  # a base configuration; 'flat' | 'two_stage'
+def variant(config:JVCRConfig,  # a base configuration
+            kind:str,           # 'flat' | 'two_stage'
+           ) -> JVCRConfig:
     "Table I's variants of `config`: 'flat' = no coarse-to-fine (every stack d = out_res); 'two_stage' = per-landmark 2D heatmaps + depth regressor."
     k = config.n_stacks
     if kind == 'flat': return dataclasses.replace(config, depth_res=(config.out_res,) * k)
@@ -92,7 +94,9 @@ def variant(config:JVCRConfig, kind:str) -> JVCRConfig:  # a base configuration;
 for _base in ('paper', 'cpu_small', 'tiny'):
     for _kind in VARIANTS: PRESETS[f'{_base}_{_kind}'] = variant(PRESETS[_base], _kind)
 
-def get_config(name:str='paper', **overrides) -> JVCRConfig:  # preset name; fields to change (validated again)
+def get_config(name:str='paper',  # preset name
+               **overrides,       # fields to change (validated again)
+              ) -> JVCRConfig:
     "The preset `name`, with `overrides` applied."
     if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(JVCRConfig)}
@@ -153,14 +157,16 @@ class TrainConfig:
     @property
     def epochs(self) -> int: return sum(s.epochs for s in self.stages)  # total epochs
 
-    def stage_at(self, epoch:int) -> Stage:  # global epoch, 0-based
+    def stage_at(self, epoch:int,  # global epoch, 0-based
+                ) -> Stage:
         "The stage that `epoch` belongs to."
         for s in self.stages:
             if epoch < s.epochs: return s
             epoch -= s.epochs
         raise ValueError(f"epoch beyond the schedule: the stages have {self.epochs} epochs")
 
-    def lr_at(self, epoch:int) -> float:  # global epoch, 0-based
+    def lr_at(self, epoch:int,  # global epoch, 0-based
+             ) -> float:
         "The learning rate of `epoch`."
         k = sum(epoch >= m for m in self.milestones)
         if k == 0: return float(self.lr)
@@ -226,7 +232,9 @@ TRAIN_PRESETS = {
 }
 
 # %% ../nbs/01a_config.ipynb #5a7520e3
-def scale_stages(stages:tuple, epochs) -> tuple:  # the stages; a new total (int) or one count per stage (tuple)
+def scale_stages(stages:tuple,  # the stages
+                 epochs,        # a new total (int) or one count per stage (tuple)
+                ) -> tuple:
     "The stages with new epoch counts: `epochs` per stage, or a total split in proportion (largest remainders)."
     if isinstance(epochs, (tuple, list)):
         if len(epochs) != len(stages): raise ValueError(f"epochs={tuple(epochs)}: expected {len(stages)} counts, one per stage {[s.name for s in stages]}")
@@ -252,7 +260,8 @@ def get_train_config(name='paper', **overrides) -> TrainConfig:  # a TRAIN_PRESE
     return cfg if epochs is None else dataclasses.replace(cfg, stages=scale_stages(cfg.stages, epochs))
 
 # %% ../nbs/01a_config.ipynb #e519f2e4
-def schedule_table(*names) -> list:  # training presets (names or TrainConfigs)
+def schedule_table(*names,  # training presets (names or TrainConfigs)
+                  ) -> list:
     "Rows (epoch, then per preset: stage and learning rate) for the union of the presets' epochs."
     cfgs = {n if isinstance(n, str) else 'custom': get_train_config(n) for n in names}
     rows = []

@@ -37,7 +37,8 @@ def data_root(root=None) -> Path:  # explicit data folder; default $JVCR_DATA, e
                     f". Set {DATA_ENV} or pass root=... (README: 'Data and licences' says where to get each set)")
 
 # %% ../nbs/00_core.ipynb #2c93e2a9
-def data_setting(root=None) -> str|None:  # an explicit root (as passed by the caller) or None for the default
+def data_setting(root=None,  # an explicit root (as passed by the caller) or None for the default
+                ) -> str|None:
     "How the data root was named, portably: `'$JVCR_DATA'`, `'../shared/data'`, `'root argument'`, or None if there is none."
     if root is not None: return 'root argument'
     if os.environ.get(DATA_ENV): return f'${DATA_ENV}'
@@ -51,7 +52,8 @@ def in_ci() -> bool:
     "Whether this runs in CI (`CI=true`), where the research data is always present."
     return os.environ.get('CI', '').lower() == 'true'
 
-def data_status(root=None) -> tuple:  # explicit data folder, default the setting
+def data_status(root=None,  # explicit data folder, default the setting
+               ) -> tuple:
     "`(path, None)` when the data root holds every set the tests read, else `(None, why)`: one line naming what is missing."
     try: r = data_root(root)
     except DataError as e: return None, str(e)
@@ -59,12 +61,14 @@ def data_status(root=None) -> tuple:  # explicit data folder, default the settin
     if missing: return None, f"data root {r} lacks {', '.join(missing)}"
     return r, None
 
-def data_flags(root=None) -> str:  # explicit data folder, default the setting
+def data_flags(root=None,  # explicit data folder, default the setting
+              ) -> str:
     "The `nbdev_test --flags` value: 'data' when the data is there (or in CI, where it must be), else ''."
     return 'data' if in_ci() or data_status(root)[0] is not None else ''
 
 # %% ../nbs/00_core.ipynb #ff857037
-def repo_root(start=None) -> Path:  # a folder inside the checkout (default: cwd, then the package's folder)
+def repo_root(start=None,  # a folder inside the checkout (default: cwd, then the package's folder)
+             ) -> Path:
     "The jvcr checkout: the nearest folder upwards holding settings.ini and nbs/."
     starts = [Path(start)] if start else [Path.cwd(), _package_dir()]
     for s in starts:
@@ -85,7 +89,10 @@ def _umask() -> int:
     try: return int(re.search(r'^Umask:\s*([0-7]+)', Path('/proc/self/status').read_text(), re.M).group(1), 8)
     except (OSError, AttributeError): m = os.umask(0o022); os.umask(m); return m
 
-def atomic_write(path, write, mode:str='wb') -> Path:  # target file; write(f) fills the open temp file; 'wb' or 'w'
+def atomic_write(path,           # target file
+                 write,          # write(f) fills the open temp file
+                 mode:str='wb',  # 'wb' or 'w'
+                ) -> Path:
     "Write `path` through a temp file + fsync + rename (mode 0666 & ~umask); the old file stays if `write` fails or writes nothing."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
@@ -104,13 +111,17 @@ def atomic_write(path, write, mode:str='wb') -> Path:  # target file; write(f) f
     except OSError: pass
     return path
 
-def write_json(path, obj) -> Path:  # target file; JSON-able object (other values via str)
+def write_json(path,  # target file
+               obj,   # JSON-able object (other values via str)
+              ) -> Path:
     "Write `obj` as indented JSON atomically; returns the path."
     text = json.dumps(obj, indent=1, default=str) + '\n'
     return atomic_write(path, lambda f: f.write(text), mode='w')
 
 # %% ../nbs/00_core.ipynb #d3109c88
-def check_output_path(path, what:str='output file') -> Path:  # where a file will be written; how to name it in the error
+def check_output_path(path,                    # where a file will be written
+                      what:str='output file',  # how to name it in the error
+                     ) -> Path:
     "Raise `ValueError` naming `path` unless a file can be written there (parents are created)."
     path = Path(path)
     if path.is_dir(): raise ValueError(f"{what} {path} is a directory; give a file name")
@@ -139,7 +150,10 @@ def _named_paths(paths:dict) -> list:
             for q in (v if isinstance(v, (list, tuple)) else [v])]
 
 # %% ../nbs/00_core.ipynb #c0a1e5f4
-def check_outputs(outputs:dict, inputs:dict|None=None, overwrite:bool=False) -> list:  # {name: path, [paths] or None} to be written; {name: path(s)} the run reads; replace existing outputs?
+def check_outputs(outputs:dict,           # {name: path, [paths] or None} to be written
+                  inputs:dict|None=None,  # {name: path(s)} the run reads
+                  overwrite:bool=False,   # replace existing outputs?
+                 ) -> list:
     "The write rule, before any work: `ValueError` naming the file when an output is an input, another output, exists (unless `overwrite`) or cannot be written; returns the outputs' paths."
     ins = {key: (k, p) for k, p in _named_paths(inputs) for key in _file_keys(p)}
     seen, out = {}, []
@@ -163,7 +177,8 @@ def sha256_file(path, chunk:int=1 << 20) -> str:  # any file
     return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #be515bcb
-def git_commit(root=None) -> dict:  # a folder in the checkout (default: `repo_root()`)
+def git_commit(root=None,  # a folder in the checkout (default: `repo_root()`)
+              ) -> dict:
     "`{'git_commit', 'git_dirty'}` of the checkout, or `{'git_commit': None, 'git_error': why}`."
     try: root = Path(root) if root else repo_root()
     except FileNotFoundError as e: return dict(git_commit=None, git_error=f"not in a checkout: {e}")
@@ -188,7 +203,8 @@ def one_thread(worker_id:int=0):  # DataLoader worker index (unused)
     import torch
     torch.set_num_threads(1)
 
-def worker_error(e:Exception) -> str:  # an exception re-raised from a DataLoader worker
+def worker_error(e:Exception,  # an exception re-raised from a DataLoader worker
+                ) -> str:
     "The error itself, without the worker's traceback that torch puts around it (one line for the user)."
     lines = [l for l in str(e).strip().splitlines() if l.strip()]
     return re.sub(r'^[\w.]+(Error|Exception): ', '', lines[-1]) if 'Original Traceback' in str(e) else str(e)
@@ -201,7 +217,9 @@ def _alive(pid:int) -> bool:
     return True
 
 @contextlib.contextmanager
-def run_lock(out, what:str='training run') -> Path:  # the run folder (created); what kind of run holds it (in the error)
+def run_lock(out,                      # the run folder (created)
+             what:str='training run',  # what kind of run holds it (in the error)
+            ) -> Path:
     "Hold `out/.lock` (this process's pid) while a run writes there: a second run into the folder is refused, naming the holder."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     lock = out / '.lock'

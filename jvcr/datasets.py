@@ -110,7 +110,11 @@ def _warn_skipped(name, skipped, total):
     names = ", ".join(Path(f).name for f, _ in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
     warnings.warn(f"{name}: skipped {len(skipped)} of {total} samples (listed in .skipped): {names}", stacklevel=3)
 
-def _bulk(name, items, read, on_error='raise', file_of=str):  # source name; annotation items; item -> FaceSample; 'raise'|'skip'; item -> the file to report
+def _bulk(name,              # source name
+          items,             # annotation items
+          read,              # item -> FaceSample
+          on_error='raise',  # 'raise'|'skip'
+          file_of=str):      # item -> the file to report
     "Read every item; on `DataError` raise or record and skip (with a warning), as `on_error` says."
     if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     samples, skipped = [], []
@@ -134,7 +138,8 @@ def verify_images(self:FaceSource, on_error='raise'):  # 'raise' | 'skip'
     "Method form of `verify_images` (the function below): a source of the readable images."
     return verify_images(self, on_error)   # the function defined below
 
-def verify_images(source:FaceSource, on_error='raise'):  # a source; 'raise' | 'skip'
+def verify_images(source:FaceSource,  # a source
+                  on_error='raise'):  # 'raise' | 'skip'
     "Decode every image of `source`; return a source of the readable ones (bad ones raise or go to `.skipped`)."
     if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     good, bad = [], []
@@ -149,7 +154,8 @@ def verify_images(source:FaceSource, on_error='raise'):  # a source; 'raise' | '
 # %% ../nbs/04_datasets.ipynb #56e0a407
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
-def _loadmat(path, keys=None):  # .mat file; variable names to read (None: all)
+def _loadmat(path,        # .mat file
+             keys=None):  # variable names to read (None: all)
     try: return sio.loadmat(str(path), variable_names=keys)
     except FileNotFoundError: raise DataError(f"annotation file not found: {path}") from None
     except Exception as e: raise DataError(f"cannot read .mat file {path}: {type(e).__name__}: {e}") from None
@@ -176,7 +182,10 @@ def _folder(folder, default, what):
     return folder
 
 # %% ../nbs/04_datasets.ipynb #76938233
-def read_aflw2000_mat(mat_path, roi_box=None, expand:float=1.25, unclamp:bool=True):  # .mat file; a 3DDFA box as stored (None: reference rule); box expansion of the reference rule; rebuild a clamped 3DDFA box
+def read_aflw2000_mat(mat_path,            # .mat file
+                      roi_box=None,        # a 3DDFA box as stored (None: reference rule)
+                      expand:float=1.25,   # box expansion of the reference rule
+                      unclamp:bool=True):  # rebuild a clamped 3DDFA box
     "One AFLW2000-3D face from its `.mat` (+ the `.jpg` beside it)."
     m = _loadmat(mat_path, ['pt3d_68', 'Pose_Para'])
     if 'pt3d_68' not in m:
@@ -209,7 +218,11 @@ def box_3ddfa_rule(pts):  # (N, 2|3) image points, 0-based
 
 AFLW2000_CROPS = ('reference', '3ddfa', '3ddfa_stored')
 
-def load_aflw2000_3d(folder=None, crop:str='reference', roi_boxes=None, on_error='raise', expand:float=1.25):  # the release folder (default: data root / aflw2000_3d); 'reference' | '3ddfa' (the protocol's input boxes) | '3ddfa_stored' (the stored boxes, 55 clamped); the .npy of 3DDFA boxes (default: data root / aflw2000_3d_benchmark); 'raise' | 'skip'; expansion of the reference rule
+def load_aflw2000_3d(folder=None,           # the release folder (default: data root / aflw2000_3d)
+                     crop:str='reference',  # 'reference' | '3ddfa' (the protocol's input boxes) | '3ddfa_stored' (the stored boxes, 55 clamped)
+                     roi_boxes=None,        # the .npy of 3DDFA boxes (default: data root / aflw2000_3d_benchmark)
+                     on_error='raise',      # 'raise' | 'skip'
+                     expand:float=1.25):    # expansion of the reference rule
     "All AFLW2000-3D faces of `folder`, in file-name order."
     if crop not in AFLW2000_CROPS: raise ValueError(f"crop must be one of {AFLW2000_CROPS}, got {crop!r}")
     folder = _folder(folder, 'aflw2000_3d', 'AFLW2000-3D')
@@ -235,7 +248,9 @@ def yaw_bin_counts(source):  # a FaceSource (or any iterable of samples)
 # %% ../nbs/04_datasets.ipynb #de44a598
 _3DMM_KEYS = ['Pose_Para', 'Shape_Para', 'Exp_Para', 'pt2d']
 
-def read_300w_lp_mat(mat_path, model=None, expand:float=1.25):  # .mat file; a jvcr.facemodel.FaceModel (default: the data root's bfm/); box expansion
+def read_300w_lp_mat(mat_path,            # .mat file
+                     model=None,          # a jvcr.facemodel.FaceModel (default: the data root's bfm/)
+                     expand:float=1.25):  # box expansion
     "One 300W-LP face: 3D points from its 3DMM parameters through the face model."
     m = _loadmat(mat_path, _3DMM_KEYS + ['pt3d_68'])
     if 'pt3d_68' in m: raise TestSetError(f"{mat_path} has pt3d_68: an AFLW2000-3D file, the test set, where 300W-LP was expected (never trained on)")
@@ -326,7 +341,11 @@ def load_reference_json(json_path, img_folder=None, split:str|None=None, one_bas
     return _bulk('reference_json', keep, read, on_error, file_of=lambda ie: f"{json_path} entry {ie[0]}")
 
 # %% ../nbs/04_datasets.ipynb #6072226a
-def save_landmark_folder(folder, names, landmarks, boxes=None, yaw=None):  # target folder; image paths relative to folder/images; (N, 68|66, 3); (N, 4) or None; (N,) or None
+def save_landmark_folder(folder,      # target folder
+                         names,       # image paths relative to folder/images
+                         landmarks,   # (N, 68|66, 3)
+                         boxes=None,  # (N, 4) or None
+                         yaw=None):   # (N,) or None
     "Write `list.txt`, `landmarks.npy` (and `boxes.npy`, `yaw.npy`) of the landmark-folder layout."
     folder, names = Path(folder), [str(n) for n in names]
     lm = np.asarray(landmarks, dtype=np.float64)
@@ -345,7 +364,8 @@ def save_landmark_folder(folder, names, landmarks, boxes=None, yaw=None):  # tar
     return folder
 
 # %% ../nbs/04_datasets.ipynb #aa366fce
-def expand_66(pts66, w:float=0.9):  # (..., 66, D) 3DFAW-order points; weight of the outer mouth corner
+def expand_66(pts66,         # (..., 66, D) 3DFAW-order points
+              w:float=0.9):  # weight of the outer mouth corner
     "(..., 68, D): insert the inner-mouth corners 60 and 64, estimated from their neighbours."
     p = np.asarray(pts66, dtype=np.float64)
     if p.ndim < 2 or p.shape[-2] != 66: raise ValueError(f"expand_66 expects (..., 66, D) points, got {p.shape}")
@@ -356,7 +376,10 @@ def expand_66(pts66, w:float=0.9):  # (..., 66, D) 3DFAW-order points; weight of
     return out
 
 # %% ../nbs/04_datasets.ipynb #c398d13d
-def load_landmark_folder(folder, on_error='raise', expand:float=1.25, name:str|None=None):  # a folder in the layout above; 'raise' | 'skip'; reference-rule expansion; source name (default: the folder's name)
+def load_landmark_folder(folder,               # a folder in the layout above
+                         on_error='raise',     # 'raise' | 'skip'
+                         expand:float=1.25,    # reference-rule expansion
+                         name:str|None=None):  # source name (default: the folder's name)
     "The faces of a landmark folder (68 or 66 points per face)."
     folder = Path(folder)
     name = name or folder.name
@@ -481,7 +504,8 @@ _CHECKERS = {'aflw2000_3d': _check_aflw2000, 'aflw2000_3d_benchmark': _check_ben
              'aflw_crops': _check_crops, 'bfm': _check_bfm, '300w_lp_sample': _check_300w_lp, '300W_LP': _check_300w_lp, 'jvcr_demo': _check_pts_folder}
 
 # %% ../nbs/04_datasets.ipynb #3267c57f
-def verify_checksums(root, sums_file='SHA256SUMS'):  # data root; checksum file inside it (sha256sum format)
+def verify_checksums(root,                     # data root
+                     sums_file='SHA256SUMS'):  # checksum file inside it (sha256sum format)
     "Check every file listed in `root/sums_file`: dict of checked, missing and mismatched file lists."
     root = Path(root)
     missing, bad, n = [], [], 0
@@ -495,7 +519,8 @@ def verify_checksums(root, sums_file='SHA256SUMS'):  # data root; checksum file 
     return dict(checked=n, missing=missing, mismatched=bad)
 
 # %% ../nbs/04_datasets.ipynb #047d01a4
-def check_data_root(root=None, checksums:bool=True):  # data root (default: `data_root()`); verify SHA256SUMS when present
+def check_data_root(root=None,             # data root (default: `data_root()`)
+                    checksums:bool=True):  # verify SHA256SUMS when present
     "Inspect a data root (known folders, files, readability, yaw bins, checksums) into a report dict; never raises on bad data."
     try: root = data_root(root)
     except DataError as e: return dict(_new_report(root), problems=[str(e)])  # no such folder
@@ -521,7 +546,8 @@ def check_data_root(root=None, checksums:bool=True):  # data root (default: `dat
     return rep
 
 # %% ../nbs/04_datasets.ipynb #6a7158b7
-def format_report(report:dict) -> str:  # from `check_data_root`
+def format_report(report:dict,  # from `check_data_root`
+                 ) -> str:
     "The report as a plain-text table, ending with OK or the list of problems."
     cols = ('folder', 'holds', 'found', 'status')
     rows = [cols] + [tuple(str(f[c]) for c in cols) for f in report['folders']]

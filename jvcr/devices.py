@@ -15,7 +15,9 @@ __all__ = ['resolve_device', 'DistInfo', 'dist_env', 'init_distributed', 'all_me
            'rng_state', 'set_rng_state']
 
 # %% ../nbs/09_devices.ipynb #d1d44aa0
-def resolve_device(spec:str='auto', local_rank:int=0) -> torch.device:  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'; process index on this machine
+def resolve_device(spec:str='auto',   # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+                   local_rank:int=0,  # process index on this machine
+                  ) -> torch.device:
     "The torch device of a run (under torchrun, CUDA means this process's GPU)."
     if spec == 'auto': spec = 'cuda' if torch.cuda.is_available() else 'cpu'
     if spec.startswith('cuda'):
@@ -46,7 +48,9 @@ def init_distributed(device:torch.device) -> DistInfo:
         info.created = True
     return info
 
-def all_mean(values:list, info:DistInfo) -> list:  # numbers; this process's place
+def all_mean(values:list,    # numbers
+             info:DistInfo,  # this process's place
+            ) -> list:
     "The mean of `values` over all processes (the values themselves in a one-process run)."
     if info.world_size < 2: return values
     import torch.distributed as dist
@@ -61,7 +65,10 @@ def barrier(info:DistInfo):
         dist.barrier()
 
 # %% ../nbs/09_devices.ipynb #cc7ed349
-def batch_to_device(batch:dict, device, channels_last:bool=False) -> dict:  # a training batch; torch device; images channels-last
+def batch_to_device(batch:dict,                # a training batch
+                    device,                    # torch device
+                    channels_last:bool=False,  # images channels-last
+                   ) -> dict:
     "The batch's image, volumes and coordinates on `device` (non-blocking from pinned memory on CUDA)."
     nb = device.type == 'cuda'
     x = batch['image'].to(device, non_blocking=nb)
@@ -69,7 +76,9 @@ def batch_to_device(batch:dict, device, channels_last:bool=False) -> dict:  # a 
     return dict(batch, image=x, volumes=[v.to(device, non_blocking=nb) for v in batch['volumes']],
                 coords=batch['coords'].to(device, non_blocking=nb))
 
-def autocast_for(device, amp:bool, cpu_bf16:bool=False):  # torch device; bf16 on CUDA; bf16 on CPU
+def autocast_for(device,                # torch device
+                 amp:bool,              # bf16 on CUDA
+                 cpu_bf16:bool=False):  # bf16 on CPU
     "A context factory: bf16 autocast on CUDA when `amp`, on CPU when `cpu_bf16`, else None (full precision)."
     if amp and device.type == 'cuda': return lambda: torch.autocast('cuda', dtype=torch.bfloat16)
     if cpu_bf16 and device.type == 'cpu': return lambda: torch.autocast('cpu', dtype=torch.bfloat16)

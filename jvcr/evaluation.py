@@ -31,7 +31,8 @@ class GroundTruthPredictor:
 class MeanFacePredictor:
     "The floor: the face model's frontal mean shape scaled and translated into each crop box (no rotation)."
     name = 'mean-face'
-    def __init__(self, mean=None, expand:float=1.25):  # (68, 3) model-space mean (default: jvcr.facemodel's); crop rule expansion
+    def __init__(self, mean=None,     # (68, 3) model-space mean (default: jvcr.facemodel's)
+                 expand:float=1.25):  # crop rule expansion
         if mean is None:
             from jvcr.facemodel import load_face_model
             mean = load_face_model().mean
@@ -48,7 +49,10 @@ class MeanFacePredictor:
         return np.stack(out)
 
 # %% ../nbs/11_evaluation.ipynb #34ac068d
-def schematic_faces(n:int=5, seed:int=0, prefix:str='toy') -> list:  # faces; seed; id prefix (ids PREFIX0, PREFIX1, ...)
+def schematic_faces(n:int=5,           # faces
+                    seed:int=0,        # seed
+                    prefix:str='toy',  # id prefix (ids PREFIX0, PREFIX1, ...)
+                   ) -> list:
     "`n` FaceSamples of the schematic layout, randomly scaled (80-200 px) and moved, with a random yaw; no images."
     rng = np.random.default_rng(seed)
     out = []
@@ -58,13 +62,19 @@ def schematic_faces(n:int=5, seed:int=0, prefix:str='toy') -> list:  # faces; se
     return out
 
 # %% ../nbs/11_evaluation.ipynb #d4c19d2d
-def flip_back(crop_pts, res:int):  # (B, N, 3) points predicted on mirrored crops, crop pixels; the crop side
+def flip_back(crop_pts,  # (B, N, 3) points predicted on mirrored crops, crop pixels
+              res:int):  # the crop side
     "Points of the mirrored crop in the original crop's frame: x -> res - 1 - x (0-based pixel centres), left/right landmarks swapped."
     p = np.array(crop_pts, dtype=np.float64, copy=True)
     p[..., 0] = (res - 1) - p[..., 0]
     return p[:, flip_perm(p.shape[1])]
 
-def predict_crops(model, crops, transforms, device='cpu', return_volumes:bool=False, flip:bool=False):  # a JVCR (eval mode, on `device`); (B, R, R, 3) uint8 input crops; one CropTransform per crop; torch device; also return the volumes; also predict the mirrored crops and average (twice the model passes)
+def predict_crops(model,                      # a JVCR (eval mode, on `device`)
+                  crops,                      # (B, R, R, 3) uint8 input crops
+                  transforms,                 # one CropTransform per crop
+                  device='cpu',               # torch device
+                  return_volumes:bool=False,  # also return the volumes
+                  flip:bool=False):           # also predict the mirrored crops and average (twice the model passes)
     "Run `model` on input crops and map its 68 points back to image pixels with each crop's exact inverse: (B, 68, 3) [, volumes]."
     R = model.config.in_res
     with torch.inference_mode():
@@ -78,7 +88,11 @@ def predict_crops(model, crops, transforms, device='cpu', return_volumes:bool=Fa
 
 class ModelPredictor:
     "Predict with a `jvcr.model.JVCR`: crop, forward, map the coordinates back to image pixels."
-    def __init__(self, model, device='cpu', name:str='model', flip:bool=False, prior=None):  # a JVCR (eval mode is set); torch device; how reports name it; average with the mirrored crop's prediction (`flip_back`); None, or `lam` of `jvcr.pose.fit_face_prior` ('mean' or a number)
+    def __init__(self, model,       # a JVCR (eval mode is set)
+                 device='cpu',      # torch device
+                 name:str='model',  # how reports name it
+                 flip:bool=False,   # average with the mirrored crop's prediction (`flip_back`)
+                 prior=None):       # None, or `lam` of `jvcr.pose.fit_face_prior` ('mean' or a number)
         self.model, self.device, self.name, self.flip, self.prior = model.eval().to(device), torch.device(device), name, flip, prior
         self.res = model.config.in_res
 
@@ -95,7 +109,10 @@ def _ids(samples): return [s.id for s in samples]
 PREDICTION_KEYS = ('ids', 'pred', 'gt', 'crops', 'yaw', 'image_paths', 'info')
 PREDICTIONS_FORMAT = 'jvcr-predictions-1'
 
-def save_predictions(path, samples, pred, info:dict|None=None):  # target .npz; the evaluated FaceSamples; (N, 68, 3) their predictions, image pixels; JSON-able notes (predictor, dataset, crop, checkpoint)
+def save_predictions(path,                  # target .npz
+                     samples,               # the evaluated FaceSamples
+                     pred,                  # (N, 68, 3) their predictions, image pixels
+                     info:dict|None=None):  # JSON-able notes (predictor, dataset, crop, checkpoint)
     "Write the predictions of an evaluation run beside the faces' ids, ground truth, crop boxes, yaw and image files (.npz)."
     pred = np.asarray(pred, dtype=np.float64)
     if pred.shape != (len(samples), N_LANDMARKS, 3):
@@ -107,7 +124,8 @@ def save_predictions(path, samples, pred, info:dict|None=None):  # target .npz; 
     return atomic_write(check_output_path(path, 'predictions file'), lambda f: np.savez_compressed(f, **arrays))
 
 # %% ../nbs/11_evaluation.ipynb #70e32e86
-def load_predictions(path) -> dict:  # a .npz written by `save_predictions` (or `evaluate(predictions_out=...)`)
+def load_predictions(path,  # a .npz written by `save_predictions` (or `evaluate(predictions_out=...)`)
+                    ) -> dict:
     "The saved predictions as a dict of arrays (`PREDICTION_KEYS`, `info` as a dict); errors name the file and what is wrong."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"predictions file not found: {path}")
@@ -135,7 +153,10 @@ def face_poses(pred) -> np.ndarray:  # (N, 68, 3) predicted points, image pixels
     if ok.any(): out[ok] = head_pose(pred[ok]).reshape(-1, 3)
     return out
 
-def add_pose_columns(path, pred_pose, true_pose, limit:float|None=None):  # per-face CSV written by MetricAccumulator.to_csv; (N, 3) predicted; (N, 3) true; the filter (None: jvcr.pose.POSE_LIMIT)
+def add_pose_columns(path,                    # per-face CSV written by MetricAccumulator.to_csv
+                     pred_pose,               # (N, 3) predicted
+                     true_pose,               # (N, 3) true
+                     limit:float|None=None):  # the filter (None: jvcr.pose.POSE_LIMIT)
     "Append `POSE_COLUMNS` to the per-face CSV (its rows are the faces in order)."
     with open(path, newline='') as f: rows = list(csv.reader(f))
     if len(rows) != len(pred_pose) + 1: raise ValueError(f"{path} has {len(rows) - 1} faces, the poses {len(pred_pose)}")
@@ -148,9 +169,17 @@ def add_pose_columns(path, pred_pose, true_pose, limit:float|None=None):  # per-
     return path
 
 # %% ../nbs/11_evaluation.ipynb #9582d044
-def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, progress:bool=True,
-             per_face_csv=None, thresholds=(0.07, 0.10), crop:str|None=None, predictions_out=None,
-             run_info:dict|None=None, overwrite:bool=False):  # callable; sequence of FaceSample; protocol names; faces per call; tqdm; CSV path; CED AUC limits; how the crops were made (recorded); .npz of every prediction (`save_predictions`); what that file records about the run (dataset, checkpoint); replace existing output files
+def evaluate(predictor,                   # callable
+             samples,                     # sequence of FaceSample
+             protocols=tuple(PROTOCOLS),  # protocol names
+             batch_size:int=50,           # faces per call
+             progress:bool=True,          # tqdm
+             per_face_csv=None,           # CSV path
+             thresholds=(0.07, 0.10),     # CED AUC limits
+             crop:str|None=None,          # how the crops were made (recorded)
+             predictions_out=None,        # .npz of every prediction (`save_predictions`)
+             run_info:dict|None=None,     # what that file records about the run (dataset, checkpoint)
+             overwrite:bool=False):       # replace existing output files
     "Run `predictor` over `samples` and return every protocol's summary (per yaw bin and overall) with n and failures."
     protos = [get_protocol(p) for p in protocols]
     if len(samples) == 0: raise ValueError("evaluate: no faces to evaluate (empty dataset)")
@@ -185,7 +214,12 @@ def evaluate(predictor, samples, protocols=tuple(PROTOCOLS), batch_size:int=50, 
                 protocols={p.name: dict(doc=p.doc) for p in protos}, metrics=res, **pose, seconds=round(time.time() - t0, 2))
 
 # %% ../nbs/11_evaluation.ipynb #b44c62b8
-def evaluation_report(result:dict, dataset:str, data_root=None, checkpoint=None, started=None) -> dict:  # from `evaluate`; dataset name; the data root as the user gave it (None = the setting); checkpoint file; time.time() at the start
+def evaluation_report(result:dict,      # from `evaluate`
+                      dataset:str,      # dataset name
+                      data_root=None,   # the data root as the user gave it (None = the setting)
+                      checkpoint=None,  # checkpoint file
+                      started=None,     # time.time() at the start
+                     ) -> dict:
     "The result of `evaluate` with protocol and provenance: dataset, crop rule, checkpoint name and sha256, git commit, seconds."
     prov = provenance(data_root=data_root, started=started)
     if checkpoint: prov.update(checkpoint=Path(checkpoint).name, checkpoint_sha256=sha256_file(checkpoint))

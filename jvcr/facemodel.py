@@ -32,7 +32,8 @@ class FaceModel:
     @property
     def n_exp(self): return self.exp_basis.shape[-1]
 
-    def shape(self, alpha_shp=None, alpha_exp=None):  # (..., k<=40) shape coefficients; (..., k<=10) expression
+    def shape(self, alpha_shp=None,  # (..., k<=40) shape coefficients
+              alpha_exp=None):       # (..., k<=10) expression
         "Model-space landmarks (..., 68, 3); missing trailing coefficients count as 0."
         out = self.mean
         for a, W, name in ((alpha_shp, self.shape_basis, 'alpha_shp'), (alpha_exp, self.exp_basis, 'alpha_exp')):
@@ -43,7 +44,9 @@ class FaceModel:
             out = out + np.einsum('pck,...k->...pc', W[..., :a.shape[-1]], a)
         return np.broadcast_to(out, np.broadcast_shapes(out.shape, self.mean.shape)).copy()
 
-    def sample(self, rng, n:int=1, scale:float=1.0):  # np.random.Generator; number of faces; std multiplier
+    def sample(self, rng,         # np.random.Generator
+               n:int=1,           # number of faces
+               scale:float=1.0):  # std multiplier
         "Draw (alpha_shp (n, 40), alpha_exp (n, 10)) from N(param_mean, (scale * param_std)^2)."
         mu, sd = self.param_mean[12:], self.param_std[12:] * scale
         a = mu + sd * rng.standard_normal((n, len(mu)))
@@ -81,7 +84,9 @@ def pose_matrix(pitch, yaw, roll):  # radians, scalars or broadcastable arrays
     return Rx @ Ry @ Rz
 
 # %% ../nbs/03_facemodel.ipynb #6af7b37a
-def project(model_pts, pose_para, img_h):  # (..., 68, 3) model-space points; (..., 7) Pose_Para; image height
+def project(model_pts,  # (..., 68, 3) model-space points
+            pose_para,  # (..., 7) Pose_Para
+            img_h):     # image height
     "Scaled-orthographic projection to image points (..., 68, 3): 0-based pixel centres, z larger = nearer."
     X = np.asarray(model_pts, dtype=np.float64)
     p = np.asarray(pose_para, dtype=np.float64)

@@ -46,7 +46,9 @@ class CropTransform:
         return cls(cx, cy, size, rot, bool(flip), z_ref)
 
 # %% ../nbs/01_geometry.ipynb #dde8f811
-def crop_points(pts, params, res:int):  # (..., N, 2|3) image points; (..., 6) transform(s); crop resolution
+def crop_points(pts,       # (..., N, 2|3) image points
+                params,    # (..., 6) transform(s)
+                res:int):  # crop resolution
     "Map image-space points into the crop frame of resolution `res` (x, y pixels; z depth)."
     pts, p = _check_pts(pts), np.asarray(params, dtype=np.float64)
     cx, cy, size, rot, flip, zr = (p[..., i, None] for i in range(6))
@@ -60,7 +62,9 @@ def crop_points(pts, params, res:int):  # (..., N, 2|3) image points; (..., 6) t
     return np.stack(out, axis=-1)
 
 # %% ../nbs/01_geometry.ipynb #9a02f4ac
-def uncrop_points(pts, params, res:int):  # (..., N, 2|3) crop-frame points; (..., 6) transform(s); resolution
+def uncrop_points(pts,       # (..., N, 2|3) crop-frame points
+                  params,    # (..., 6) transform(s)
+                  res:int):  # resolution
     "Map crop-frame points of resolution `res` back to image space: the exact inverse of `crop_points`."
     pts, p = _check_pts(pts), np.asarray(params, dtype=np.float64)
     cx, cy, size, rot, flip, zr = (p[..., i, None] for i in range(6))
@@ -102,7 +106,8 @@ CropTransform.from_points, CropTransform.from_box = classmethod(_from_points), c
 
 # %% ../nbs/01_geometry.ipynb #9c6395c7
 @patch
-def crop_image(self:CropTransform, img, res:int=256):  # HxWx3 uint8 array or PIL image; output side
+def crop_image(self:CropTransform, img,  # HxWx3 uint8 array or PIL image
+               res:int=256):             # output side
     "Resample this crop of `img` to `res` x `res` (the method form of the function below)."
     return crop_image(img, self, res)   # the function defined below (at call time the module name is the function)
 

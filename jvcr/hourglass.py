@@ -15,7 +15,8 @@ __all__ = ['Residual', 'residuals', 'add_upsampled', 'Hourglass', 'StackedHourgl
 # %% ../nbs/06_hourglass.ipynb #b165ee3c
 class Residual(nn.Module):
     "Pre-activation bottleneck: BN-ReLU-conv1x1 -> BN-ReLU-conv3x3 -> BN-ReLU-conv1x1, plus a skip."
-    def __init__(self, cin:int, cout:int):  # input channels; output channels (even: the bottleneck has cout/2)
+    def __init__(self, cin:int,  # input channels
+                 cout:int):      # output channels (even: the bottleneck has cout/2)
         super().__init__()
         if cout % 2: raise ValueError(f"Residual: cout must be even (bottleneck width cout/2), got {cout}")
         mid = cout // 2
@@ -36,7 +37,8 @@ def residuals(cin:int, cout:int, n_blocks:int=1) -> nn.Sequential:  # in/out cha
     return nn.Sequential(*[Residual(cin if i == 0 else cout, cout) for i in range(n_blocks)])
 
 # %% ../nbs/06_hourglass.ipynb #2cff9bd1
-def add_upsampled(up, low):  # (B, C, H, W) full resolution; (B, C, H/2, W/2)
+def add_upsampled(up,    # (B, C, H, W) full resolution
+                  low):  # (B, C, H/2, W/2)
     "`up + nearest_upsample_x2(low)`, computed in place in `up` without materialising the upsampled tensor."
     B, C, H, W = up.shape
     up.view(B, C, H // 2, 2, W // 2, 2).add_(low[:, :, :, None, :, None])  # (B, C, H/2, 2, W/2, 2) += (B, C, H/2, 1, W/2, 1)
@@ -45,7 +47,9 @@ def add_upsampled(up, low):  # (B, C, H, W) full resolution; (B, C, H/2, W/2)
 # %% ../nbs/06_hourglass.ipynb #05bd543a
 class Hourglass(nn.Module):
     "Recursive hourglass of `depth` levels on `f` channels (Newell et al. 2016, as in pytorch-pose)."
-    def __init__(self, depth:int, f:int, n_blocks:int=1):  # levels (64 px -> 64/2**depth); channels; units per sequence
+    def __init__(self, depth:int,  # levels (64 px -> 64/2**depth)
+                 f:int,            # channels
+                 n_blocks:int=1):  # units per sequence
         super().__init__()
         if depth < 1: raise ValueError(f"Hourglass: depth must be >= 1, got {depth}")
         self.depth = depth

@@ -52,7 +52,8 @@ def volume_figure(vol, pts=None, threshold:float=0.1, max_voxels:int=40000, titl
                                               aspectmode='data'), margin=dict(l=0, r=0, t=30, b=0))
     return fig
 
-def save_volume_html(fig, path):  # a plotly figure; target .html path
+def save_volume_html(fig,    # a plotly figure
+                     path):  # target .html path
     "Write `fig` as HTML with plotly.min.js beside it (opens offline); returns the path."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(str(path), include_plotlyjs='directory', full_html=True, div_id='jvcr-volume')  # fixed id: reruns give the same file

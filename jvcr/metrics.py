@@ -49,7 +49,9 @@ def _face_ids(ids, n):  # None or a sequence of n ids
     if len(ids) != n: raise ValueError(f"got {len(ids)} ids for {n} faces")
     return ids
 
-def _name_faces(ids, mask, what):  # face ids; (B,) bool; the problem
+def _name_faces(ids,    # face ids
+                mask,   # (B,) bool
+                what):  # the problem
     "A message naming (up to 5 of) the faces where `mask` is set."
     idx = np.flatnonzero(mask)
     names = ', '.join(f"#{i} (id {ids[i]!r})" if ids[i] != i else f"#{i}" for i in idx[:5])
@@ -64,14 +66,17 @@ def box_size(gt):  # (..., N, >=2) ground-truth points
     return np.sqrt(span[..., 0] * span[..., 1])
 
 # %% ../nbs/03a_metrics.ipynb #2d8a3f81
-def eye_distance(gt, eyes=OUTER_EYES, dims:int=3):  # (..., N, D) ground truth; point pair; 3: 3D, 2: x, y only
+def eye_distance(gt,               # (..., N, D) ground truth
+                 eyes=OUTER_EYES,  # point pair
+                 dims:int=3):      # 3: 3D, 2: x, y only
     "Distance between the two `eyes` points of each face."
     gt = _as_float(gt)
     i, j = eyes
     return np.linalg.norm(gt[..., i, :dims] - gt[..., j, :dims], axis=-1)
 
 # %% ../nbs/03a_metrics.ipynb #118693d6
-def outer_eye_pair(n:int, points=None):  # number of points in the arrays; optional index subset into them
+def outer_eye_pair(n:int,         # number of points in the arrays
+                   points=None):  # optional index subset into them
     "Positions of the outer eye corners (36, 45 of the 68-point scheme) among the points a metric uses."
     if points is not None:
         if n != N_LANDMARKS:
@@ -87,7 +92,8 @@ def outer_eye_pair(n:int, points=None):  # number of points in the arrays; optio
                      f"pass eyes=(i, j)")
 
 # %% ../nbs/03a_metrics.ipynb #0240c63f
-def zmean_align(pred, gt):  # (..., N, 3) prediction; (..., N, 3) ground truth
+def zmean_align(pred,  # (..., N, 3) prediction
+                gt):   # (..., N, 3) ground truth
     "Shift each predicted face in z so that its mean depth equals the ground truth's."
     pred, gt = _as_float(pred), _as_float(gt)
     out = pred.copy()
@@ -95,7 +101,9 @@ def zmean_align(pred, gt):  # (..., N, 3) prediction; (..., N, 3) ground truth
     return out
 
 # %% ../nbs/03a_metrics.ipynb #aef5797b
-def similarity_transform(src, dst, scale:bool=True):  # (..., N, D) points to move; (..., N, D) targets; fit s
+def similarity_transform(src,               # (..., N, D) points to move
+                         dst,               # (..., N, D) targets
+                         scale:bool=True):  # fit s
     "Least-squares similarity (s, R, t) with dst ~ s * src @ R.T + t, no reflection (Umeyama), per face."
     src, dst = _as_float(src), _as_float(dst)
     mu_s, mu_d = (_mean_last(np.swapaxes(a, -1, -2)) for a in (src, dst))               # (..., D)
@@ -110,7 +118,9 @@ def similarity_transform(src, dst, scale:bool=True):  # (..., N, D) points to mo
     t = mu_d - s[..., None] * (R @ mu_s[..., None])[..., 0]
     return s, R, t
 
-def similarity_align(pred, gt, scale:bool=True):  # (..., N, D) prediction; (..., N, D) ground truth; fit s
+def similarity_align(pred,              # (..., N, D) prediction
+                     gt,                # (..., N, D) ground truth
+                     scale:bool=True):  # fit s
     "`pred` moved onto `gt` by its least-squares similarity transform (no reflection), per face."
     s, R, t = similarity_transform(pred, gt, scale)
     return s[..., None, None] * _as_float(pred) @ np.swapaxes(R, -1, -2) + t[..., None, :]
@@ -208,13 +218,16 @@ def _valid(errors):  # per-face errors, NaN = failure
     if (e < 0).any(): raise ValueError(f"errors must be >= 0, got {e[e < 0][:3]}")
     return np.where(np.isfinite(e), e, np.inf)
 
-def ced_curve(errors, max_err:float=0.10, n:int=201):  # per-face errors (NaN = failure); x range; samples
+def ced_curve(errors,              # per-face errors (NaN = failure)
+              max_err:float=0.10,  # x range
+              n:int=201):          # samples
     "CED curve (x, y): the fraction of faces with error <= x on `n` points of [0, max_err]."
     e = np.sort(_valid(errors))
     x = np.linspace(0, max_err, n)
     return x, np.searchsorted(e, x, side='right') / max(len(e), 1)
 
-def ced_auc(errors, threshold:float):  # per-face errors (NaN = failure); upper end T of the integral
+def ced_auc(errors,            # per-face errors (NaN = failure)
+            threshold:float):  # upper end T of the integral
     "Area under the CED curve on [0, threshold] divided by threshold, in [0, 1] (exact)."
     if not threshold > 0: raise ValueError(f"threshold must be > 0, got {threshold}")
     e = _valid(errors)
@@ -313,7 +326,8 @@ def evaluate_all(pred, gt,                     # (B, N, 3) predictions and truth
 # %% ../nbs/03a_metrics.ipynb #dc1e0282
 class MetricAccumulator:
     "Collect per-face errors of several protocols batch by batch; `compute()` equals the one-shot `evaluate_all`."
-    def __init__(self, protocols=DEFAULT_PROTOCOLS, thresholds=(0.07, 0.10)):  # protocol names; CED thresholds
+    def __init__(self, protocols=DEFAULT_PROTOCOLS,  # protocol names
+                 thresholds=(0.07, 0.10)):           # CED thresholds
         if isinstance(protocols, (str, Protocol)): protocols = [protocols]
         self.protocols = {p.name: p for p in map(get_protocol, protocols)}
         self.thresholds = tuple(thresholds)
@@ -373,7 +387,10 @@ MetricAccumulator.errors, MetricAccumulator.compute, MetricAccumulator.to_csv = 
 # %% ../nbs/03a_metrics.ipynb #e68f76e2
 TIMING_KEYS = ('seconds', 'samples_per_s')
 
-def read_metrics(path, kind:str|None=None, timings:bool=True) -> list:  # metrics.jsonl or its folder; 'step' | 'epoch' | None (all); keep timing fields
+def read_metrics(path,                # metrics.jsonl or its folder
+                 kind:str|None=None,  # 'step' | 'epoch' | None (all)
+                 timings:bool=True,   # keep timing fields
+                ) -> list:
     "The rows of a metrics log."
     path = Path(path)
     if path.is_dir(): path = path / 'metrics.jsonl'

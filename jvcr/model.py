@@ -20,7 +20,8 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'check_input', 'JVCR', 'count_params', 'c
            'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/08_model.ipynb #34d2ca26
-def check_input(x, in_res:int):  # the model input; expected side
+def check_input(x,            # the model input
+                in_res:int):  # expected side
     "Raise a clear TypeError/ValueError unless `x` is a float tensor of shape (B, 3, in_res, in_res)."
     want = f"(B, 3, {in_res}, {in_res})"
     if not isinstance(x, torch.Tensor): raise TypeError(f"JVCR expects a float tensor {want} in [0, 1], got {type(x).__name__}")
@@ -66,7 +67,9 @@ def count_params(module:nn.Module) -> int:
     "Number of parameters of `module`."
     return sum(p.numel() for p in module.parameters())
 
-def count_macs(model:nn.Module, input_shape=None) -> int:  # a module; its input shape with batch 1 (default: JVCR's (1, 3, in_res, in_res))
+def count_macs(model:nn.Module,   # a module
+               input_shape=None,  # its input shape with batch 1 (default: JVCR's (1, 3, in_res, in_res))
+              ) -> int:
     "Exact multiply-accumulates of all Conv and Linear layers for ONE sample (shape-only pass on `meta`)."
     if input_shape is None: input_shape = (1, 3, model.config.in_res, model.config.in_res)
     twin, total = copy.deepcopy(model).to('meta').eval(), [0]
@@ -111,7 +114,10 @@ def config_dict(model) -> dict:
     c = getattr(model, 'config', None)
     return json.loads(json.dumps(dataclasses.asdict(c))) if dataclasses.is_dataclass(c) else {}
 
-def save_checkpoint(path, model:nn.Module, **extra) -> Path:  # target file; a JVCR (or a DDP/compiled wrapper of one, or any module with a dataclass `config`); plain data to store beside it (epoch, optimizer state, metrics...)
+def save_checkpoint(path,             # target file
+                    model:nn.Module,  # a JVCR (or a DDP/compiled wrapper of one, or any module with a dataclass `config`)
+                    **extra,          # plain data to store beside it (epoch, optimizer state, metrics...)
+                   ) -> Path:
     "Atomically write `model`'s config and weights (plus `extra`) to `path`: the project's one checkpoint writer."
     path, model = Path(path), _unwrap(model)
     if not isinstance(model, JVCR) and not (isinstance(model, nn.Module) and dataclasses.is_dataclass(getattr(model, 'config', None))):
@@ -136,7 +142,8 @@ def _state_dict_problems(model:nn.Module, sd) -> list:
         if ks: out.append(f"{len(ks)} {name} (e.g. {', '.join(ks[:3])})")
     return out
 
-def load_checkpoint(path, map_location='cpu'):  # a file written by save_checkpoint; where to put the tensors
+def load_checkpoint(path,                 # a file written by save_checkpoint
+                    map_location='cpu'):  # where to put the tensors
     "Load a checkpoint safely: returns (JVCR model in eval mode, the `extra` dict)."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"{path}: no such checkpoint file")

@@ -19,14 +19,19 @@ __all__ = ['TEST_SOURCES', 'TEST_FOLDERS', 'is_validation', 'face_group', 'check
            'load_pool']
 
 # %% ../nbs/05b_pool.ipynb #f5b23b37
-def is_validation(source:str, id:str, fraction:float=0.1, seed:int=0) -> bool:  # source name; face id; share held out; split seed
+def is_validation(source:str,          # source name
+                  id:str,              # face id
+                  fraction:float=0.1,  # share held out
+                  seed:int=0,          # split seed
+                 ) -> bool:
     "Whether face `id` of `source` is in the held-out validation split (a fixed hash rule)."
     if not 0 <= fraction < 1: raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
     h = hashlib.sha256(f'{seed}:{source}:{id}'.encode()).digest()
     return int.from_bytes(h[:8], 'big') / 2 ** 64 < fraction
 
 # %% ../nbs/05b_pool.ipynb #fdb48ef1
-def face_group(face_id:str) -> str:  # a sample id
+def face_group(face_id:str,  # a sample id
+              ) -> str:
     "The group of a sample id: 300W-LP's pose index (a trailing `_<digits>`) removed."
     return re.sub(r'_\d+$', '', str(face_id))
 
@@ -59,12 +64,17 @@ def load_rendered(folder, name:str|None=None) -> FaceSource:  # a folder written
     return FaceSource(name, samples, skipped)
 
 # %% ../nbs/05b_pool.ipynb #2a026ec3
-def crop_box_3ddfa(roi, res:int=120):  # (4,) the crop's box x0, y0, x1, y1 in original pixels (aflw_crops/roi_box.npy); crop side
+def crop_box_3ddfa(roi,           # (4,) the crop's box x0, y0, x1, y1 in original pixels (aflw_crops/roi_box.npy)
+                   res:int=120):  # crop side
     "The 3DDFA-style box a 120-pixel AFLW crop was cut from, in the crop's 0-based frame (as `jvcr.datasets.box_from_3ddfa`)."
     k = res / (float(roi[2]) - float(roi[0]))
     return (-k, -k, res - k, res - k)   # 1-based box minus 1, mapped by (p - roi) * k
 
-def aflw_fitted_source(root=None, labels=None, expand:float=1.25, limit:int|None=None) -> FaceSource:  # data root; a jvcr.aflw_labels.FittedLabels (default: built or read from the cache); crop rule; only the first `limit` crops (quick checks)
+def aflw_fitted_source(root=None,            # data root
+                       labels=None,          # a jvcr.aflw_labels.FittedLabels (default: built or read from the cache)
+                       expand:float=1.25,    # crop rule
+                       limit:int|None=None,  # only the first `limit` crops (quick checks)
+                      ) -> FaceSource:
     "The real AFLW crops with their fitted 68-point 3D labels; faces whose fit failed are left out (listed in .skipped)."
     from jvcr.aflw_labels import build_labels, load_crops
     root = data_root(root)
@@ -80,7 +90,9 @@ def aflw_fitted_source(root=None, labels=None, expand:float=1.25, limit:int|None
     return FaceSource('aflw_fitted', samples, skipped)
 
 # %% ../nbs/05b_pool.ipynb #5fdd622d
-def box_offsets(source, expand:float=1.25) -> np.ndarray:  # faces whose extra holds 'box_3ddfa'; the landmark crop rule
+def box_offsets(source,             # faces whose extra holds 'box_3ddfa'
+                expand:float=1.25,  # the landmark crop rule
+               ) -> np.ndarray:
     "(N, 3) how each face's real box differs from its landmark crop: centre shift x, y in crop sides, log side ratio."
     out = []
     for s in source:
@@ -90,7 +102,10 @@ def box_offsets(source, expand:float=1.25) -> np.ndarray:  # faces whose extra h
     if not out: raise ValueError(f"box_offsets: no face of {getattr(source, 'name', 'the source')!r} carries a real box (extra['box_3ddfa'])")
     return np.asarray(out)
 
-def box_jitter(source, p:float=0.5, expand:float=1.25) -> tuple:  # as `box_offsets`; share of jittered samples; crop rule
+def box_jitter(source,             # as `box_offsets`
+               p:float=0.5,        # share of jittered samples
+               expand:float=1.25,  # crop rule
+              ) -> tuple:
     "`TrainConfig.box_jitter` measured on `source`: (p, mean of the 3 offsets, their standard deviations), 3 decimals."
     o = box_offsets(source, expand)
     return (float(p),) + tuple(round(float(v), 3) for v in np.r_[o.mean(0), o.std(0)])
@@ -112,8 +127,11 @@ def procedural_source(n:int, folder, seed:int=0, res:int=256, progress:bool=Fals
 # %% ../nbs/05b_pool.ipynb #d68df8a4
 class TrainingPool:
     "Named face sources mixed by weight, with a fixed seeded train/validation split by face id."
-    def __init__(self, sources:dict, weights:dict|None=None, val_fraction:float=0.1, seed:int=0,
-                 epoch_size:int|None=None):  # {name: FaceSource}; {name: weight} (default: equal); share held out; seed; training faces per epoch (default: all)
+    def __init__(self, sources:dict,         # {name: FaceSource}
+                 weights:dict|None=None,     # {name: weight} (default: equal)
+                 val_fraction:float=0.1,     # share held out
+                 seed:int=0,                 # seed
+                 epoch_size:int|None=None):  # training faces per epoch (default: all)
         if not sources: raise ValueError("TrainingPool: no sources given")
         weights = dict(weights) if weights else {k: 1.0 for k in sources}
         unknown = set(weights) - set(sources)
@@ -144,7 +162,8 @@ class TrainingPool:
             out += [t[i] for i in np.resize(order, n)]
         return FaceSource('pool_train', [out[i] for i in rng.permutation(len(out))])
 
-    def val(self, max_per_source:int|None=None) -> FaceSource:  # cap per source (seeded choice)
+    def val(self, max_per_source:int|None=None,  # cap per source (seeded choice)
+           ) -> FaceSource:
         "The held-out faces of every source with a weight (at most `max_per_source` each)."
         rng, out = np.random.default_rng(self.seed + 1), []
         for k in self._active:
@@ -176,7 +195,11 @@ def _folder_source(folder:Path) -> FaceSource:
     if any(folder.rglob('*.mat')): return jd.load_300w_lp(folder)
     raise ValueError(f"no training data recognised in {folder}: expected landmarks.npy + list.txt, *.pts files, or 300W-LP .mat files")
 
-def load_pool(data:str, config='tiny', val_fraction:float=0.1, seed:int=0) -> TrainingPool:  # 'toy:N', 'pool[:N]', 'rendered:DIR' or a folder; model config/preset (toy image size); held-out share; seed
+def load_pool(data:str,                # 'toy:N', 'pool[:N]', 'rendered:DIR' or a folder
+              config='tiny',           # model config/preset (toy image size)
+              val_fraction:float=0.1,  # held-out share
+              seed:int=0,              # seed
+             ) -> TrainingPool:
     "The TrainingPool named by `data` (what `jvcr train --data` reads)."
     from jvcr.config import get_config
     cfg = get_config(config) if isinstance(config, str) else config

@@ -53,7 +53,8 @@ POSE_SETS = dict(all=tuple(range(68)),            # every point
 
 DEFAULT_POSE_WEIGHTS = 'all'   # the default point set: chosen on the pool's held-out split below
 
-def pose_weights(weights=None) -> np.ndarray:  # None (the default set), a POSE_SETS name, point indices, or 68 weights >= 0
+def pose_weights(weights=None,  # None (the default set), a POSE_SETS name, point indices, or 68 weights >= 0
+                ) -> np.ndarray:
     "68 non-negative fit weights summing to 1 (a sequence of 68 values is weights, a shorter one point indices)."
     if weights is None: weights = DEFAULT_POSE_WEIGHTS
     if isinstance(weights, str):
@@ -70,7 +71,9 @@ def pose_weights(weights=None) -> np.ndarray:  # None (the default set), a POSE_
     return w / w.sum()
 
 # %% ../nbs/12c_pose.ipynb #d56d9853
-def check_points(points, name:str='points') -> np.ndarray:  # (68, 3) or (B, 68, 3) image-space points; how errors name them
+def check_points(points,             # (68, 3) or (B, 68, 3) image-space points
+                 name:str='points',  # how errors name them
+                ) -> np.ndarray:
     "`points` as float64 (68, 3) or (B, 68, 3); `ValueError` naming the shape, or the faces and points that are not finite."
     try: P = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError) as e: raise ValueError(f"{name} are not numeric: {e}") from None
@@ -84,7 +87,9 @@ def check_points(points, name:str='points') -> np.ndarray:  # (68, 3) or (B, 68,
     return P
 
 # %% ../nbs/12c_pose.ipynb #0aaa72eb
-def fit_similarity(target, weights=None, reference=None):  # (..., 68, 3) model-axis points (y up); as `pose_weights`; (68, 3) or one per target (..., 68, 3) (default: `pose_reference()`)
+def fit_similarity(target,           # (..., 68, 3) model-axis points (y up)
+                   weights=None,     # as `pose_weights`
+                   reference=None):  # (68, 3) or one per target (..., 68, 3) (default: `pose_reference()`)
     "Weighted similarity fit target ~ s R ref + t: (R (..., 3, 3), s (...,), t (..., 3))."
     X = pose_reference() if reference is None else np.asarray(reference, dtype=np.float64)
     if X.shape[-2:] != (N_LANDMARKS, 3): raise ValueError(f"reference must have shape (68, 3) or (..., 68, 3), got {X.shape}")
@@ -125,7 +130,10 @@ POSE_LIMIT = 99.   # degrees: the field's filter on the true angles
 
 def _mae(e): return {k: float(np.mean(e[:, i])) if len(e) else math.nan for i, k in enumerate(POSE_NAMES)} | dict(mean=float(np.mean(e)) if len(e) else math.nan)
 
-def pose_mae(pred, true, limit:float=POSE_LIMIT) -> dict:  # (N, 3) predicted (yaw, pitch, roll) degrees, NaN = failed; (N, 3) true; filter on |true angles|
+def pose_mae(pred,                    # (N, 3) predicted (yaw, pitch, roll) degrees, NaN = failed
+             true,                    # (N, 3) true
+             limit:float=POSE_LIMIT,  # filter on |true angles|
+            ) -> dict:
     "Pose MAE (degrees) per angle and their mean over faces with every |true angle| <= limit, with n, excluded, failed and per yaw bin."
     from jvcr.metrics import BIN_NAMES, yaw_bin
     P, T = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)

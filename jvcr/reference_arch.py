@@ -179,7 +179,10 @@ def build_reference(depth_res=(1, 2, 4, 64)) -> RefJVCR:  # per-stack volume dep
 _STEM = {'conv': 'conv1', 'bn': 'bn1', 'res1': 'layer1.0', 'res2': 'layer2.0', 'res3': 'layer3.0'}
 _BRANCH = {'up1': 0, 'low1': 1, 'low3': 2, 'low2': 3}
 
-def reference_key(key:str, hg_depth:int=4, n_down:int=4) -> str:  # a `JVCR` state-dict key; hourglass levels; regressor stride-2 layers
+def reference_key(key:str,         # a `JVCR` state-dict key
+                  hg_depth:int=4,  # hourglass levels
+                  n_down:int=4,    # regressor stride-2 layers
+                 ) -> str:
     "The reference (`RefJVCR`) state-dict key of a `JVCR` state-dict key."
     p = key.replace('.skip.', '.downsample.0.').split('.')
     if p[0] == 'hourglass':
@@ -207,14 +210,17 @@ def _mapped(ours) -> dict:
     c = ours.config
     return {reference_key(k, c.hg_depth, len(c.reg_channels)): k for k in ours.state_dict()}
 
-def load_into_reference(ref:RefJVCR, our_model) -> RefJVCR:  # reference network to fill; a `jvcr.model.JVCR` of the same architecture
+def load_into_reference(ref:RefJVCR,  # reference network to fill
+                        our_model,    # a `jvcr.model.JVCR` of the same architecture
+                       ) -> RefJVCR:
     "Copy the weights of `our_model` into `ref` (strict: every key on both sides)."
     _check_pair(ref, our_model)
     sd = our_model.state_dict()
     ref.load_state_dict({r: sd[k] for r, k in _mapped(our_model).items()}, strict=True)
     return ref
 
-def load_from_reference(our_model, ref:RefJVCR):  # a `jvcr.model.JVCR` to fill; a reference network (e.g. holding the authors' released weights)
+def load_from_reference(our_model,     # a `jvcr.model.JVCR` to fill
+                        ref:RefJVCR):  # a reference network (e.g. holding the authors' released weights)
     "Copy the weights of `ref` into `our_model` (strict), the inverse of `load_into_reference`."
     _check_pair(ref, our_model)
     sd = ref.state_dict()

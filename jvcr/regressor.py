@@ -27,7 +27,8 @@ class FullConv3d(nn.Conv3d):
         return super().forward(x)
 
 # %% ../nbs/07_regressor.ipynb #ef88e47c
-def fp32_head(fc:nn.Linear, h):  # the last linear layer; its input
+def fp32_head(fc:nn.Linear,  # the last linear layer
+              h):            # its input
     "`fc(h)` in float32 even under bf16 autocast (training): the coordinates stay full precision."
     if h.device.type in ('cpu', 'cuda') and torch.is_autocast_enabled(h.device.type):
         with torch.autocast(h.device.type, enabled=False): return fc(h.float())
@@ -68,7 +69,11 @@ def _down2d(cin:int, cout:int) -> nn.Sequential:
 
 class DepthRegressor2d(nn.Module):
     "Two-stage read-out: (B, N, R, R) per-landmark heatmaps -> (B, N, 3) coordinates; x, y from the peaks, z regressed."
-    def __init__(self, out_res:int=64, channels=(64, 128, 256, 512), embed:int=256, n_points:int=71, in_res:int|None=None):  # heatmap side; stride-2 widths (len log2(R) - 2); embedding width; landmarks; input crop side (default 4 R)
+    def __init__(self, out_res:int=64,          # heatmap side
+                 channels=(64, 128, 256, 512),  # stride-2 widths (len log2(R) - 2)
+                 embed:int=256,                 # embedding width
+                 n_points:int=71,               # landmarks
+                 in_res:int|None=None):         # input crop side (default 4 R)
         super().__init__()
         channels = tuple(int(c) for c in channels)
         n_down = math.log2(out_res) - 2 if out_res > 0 else -1

@@ -28,7 +28,8 @@ def quick_parameters(root=None) -> dict:
 
 DEVICE_KINDS = ('cpu', 'cuda')
 
-def device_kind(device:str='auto') -> str:  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+def device_kind(device:str='auto',  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+               ) -> str:
     "'cuda' or 'cpu': which real scale `device` gets ('auto': CUDA when torch sees a GPU)."
     if device == 'auto':
         import torch
@@ -50,7 +51,9 @@ def reproduction_parameters(name:str, quick:bool=False, device:str='cpu', parame
     return {**p, **(parameters or {})}
 
 # %% ../nbs/14_reproduce.ipynb #d4e5f600
-def check_reproductions(names=None, root=None) -> list:  # names asked for (None: all); checkout
+def check_reproductions(names=None,  # names asked for (None: all)
+                        root=None,   # checkout
+                       ) -> list:
     "The names in run order, all checked before anything runs: `ValueError` naming every unknown one."
     known = list_reproductions(root)
     if names is None: return known
@@ -64,7 +67,11 @@ def write_results(path, parameters:dict, results:dict, **prov):  # results/NAME.
     return write_json(path, dict(parameters=parameters, results=results, provenance=provenance(**prov)))
 
 # %% ../nbs/14_reproduce.ipynb #13c5a4c1
-def figures_dir(quick:bool, have_data:bool, root=None, device:str='cpu') -> Path:  # quick scale?; is the research data there?; checkout; device kind
+def figures_dir(quick:bool,        # quick scale?
+                have_data:bool,    # is the research data there?
+                root=None,         # checkout
+                device:str='cpu',  # device kind
+               ) -> Path:
     "Where a run's figures and results go: `figures/` for a full-scale CPU run on the research data (`figures/cuda/` on a GPU), else `runs/reproduce/figures_{quick|nodata}/`."
     root = repo_root(root)
     if not quick and have_data: return root / 'figures' / ('cuda' if device_kind(device) == 'cuda' else '')

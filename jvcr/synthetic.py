@@ -57,7 +57,10 @@ class Rasterizer:
     "Interface of a z-buffer rasteriser backend: `(verts (N, 3), tris (T, 3), res, cull=True) -> Fragments`."
     name = 'abstract'
 
-    def __call__(self, verts, tris, res:int, cull:bool=True):  # image-space vertices; triangle vertex ids; side; drop back faces
+    def __call__(self, verts,      # image-space vertices
+                 tris,             # triangle vertex ids
+                 res:int,          # side
+                 cull:bool=True):  # drop back faces
         "Rasterise `tris` onto a res x res grid of pixel centres."
         verts, tris = np.asarray(verts, dtype=np.float64), np.asarray(tris)
         if verts.ndim != 2 or verts.shape[1] != 3: raise ValueError(f"verts must have shape (N, 3), got {verts.shape}")
@@ -147,7 +150,9 @@ class NumpyRasterizer(Rasterizer):
         return Fragments(tri.reshape(res, res), bary.reshape(res, res, 3), depth.reshape(res, res))
 
 # %% ../nbs/05_synthetic.ipynb #03e6bc38
-def rbf_weights(points, centres, scale:float=1.0):  # (N, 3) where to evaluate; (K, 3) control points; length unit
+def rbf_weights(points,            # (N, 3) where to evaluate
+                centres,           # (K, 3) control points
+                scale:float=1.0):  # length unit
     "Matrix M (N, K): `M @ offsets` is the 3D thin-plate spline (kernel r, plus linear) of per-centre offsets at `points`."
     c, p = np.asarray(centres, dtype=np.float64) / scale, np.asarray(points, dtype=np.float64) / scale
     K = len(c)
@@ -161,7 +166,9 @@ def _incidence(tris, n_verts):
     "Sparse (N, T) vertex-triangle incidence matrix."
     return csr_matrix((np.ones(tris.size), (tris.ravel(), np.repeat(np.arange(len(tris)), 3))), shape=(n_verts, len(tris)))
 
-def vertex_normals(V, tris, incidence=None):  # (N, 3) vertices; (T, 3) triangles; optional cached `_incidence`
+def vertex_normals(V,                # (N, 3) vertices
+                   tris,             # (T, 3) triangles
+                   incidence=None):  # optional cached `_incidence`
     "Area-weighted unit vertex normals (N, 3) of a counter-clockwise mesh (outward)."
     a, b, c = V[tris[:, 0]], V[tris[:, 1]], V[tris[:, 2]]
     n = (incidence if incidence is not None else _incidence(tris, len(V))) @ np.cross(b - a, c - a)
@@ -254,7 +261,8 @@ def load_dense_face(root=None):  # data folder holding bfm/ (default: $JVCR_DATA
 TOY_UNIT = 1.6e5                  # model units per width of the canonical unit box (the BFM mean's landmarks span ~0.9 of it)
 _TOY_BOX = (0.5, 0.5, 0.5, 0.62)  # the toy face's ellipse in the canonical unit box: centre x, y; semi-axes x, y
 
-def _canon_to_model(c, depth:float=2.0):  # (..., 3) canonical unit-box points (y down, z nearer); depth gain
+def _canon_to_model(c,                 # (..., 3) canonical unit-box points (y down, z nearer)
+                    depth:float=2.0):  # depth gain
     "Canonical unit-box points -> toy model units (x right, y up, z towards the viewer)."
     c = np.asarray(c, dtype=np.float64)
     return np.stack([(c[..., 0] - 0.5) * TOY_UNIT, -(c[..., 1] - 0.55) * TOY_UNIT, c[..., 2] * depth * TOY_UNIT], -1)
@@ -284,7 +292,8 @@ def toy_head(step:float=0.02):  # grid spacing in the canonical unit box
     return FaceMesh(V, T, kp, M, uv=uv, name='TOY procedural head')
 
 # %% ../nbs/05_synthetic.ipynb #6bcc26b7
-def toy_texture(rng, size:int=256):  # np.random.Generator; texture side in pixels
+def toy_texture(rng,            # np.random.Generator
+                size:int=256):  # texture side in pixels
     "A random TOY face texture (size x size x 3 floats in [0, 1]) in the toy head's uv frame."
     cx, cy, ax, ay = _TOY_BOX
     to_px = lambda p: [((x - (cx - ax)) / (2 * ax) * size, (y - (cy - ay)) / (2 * ay) * size) for x, y in p[:, :2]]
@@ -309,13 +318,15 @@ def toy_texture(rng, size:int=256):  # np.random.Generator; texture side in pixe
     d.polygon(to_px(lm[60:68]), fill=(60, 20, 20))
     return np.asarray(im, dtype=np.float64) / 255
 
-def sample_texture(tex, uv):  # (h, w, 3) texture; (..., 2) uv in [0, 1], u right, v down
+def sample_texture(tex,  # (h, w, 3) texture
+                   uv):  # (..., 2) uv in [0, 1], u right, v down
     "Nearest-texel lookup of `tex` at `uv`."
     h, w = tex.shape[:2]
     return tex[np.clip((uv[..., 1] * h).astype(np.int64), 0, h - 1), np.clip((uv[..., 0] * w).astype(np.int64), 0, w - 1)]
 
 # %% ../nbs/05_synthetic.ipynb #8e787dff
-def toy_landmarks(rng, expression:float=1.0):  # np.random.Generator; scale of mouth opening, smile and brow raise
+def toy_landmarks(rng,                    # np.random.Generator
+                  expression:float=1.0):  # scale of mouth opening, smile and brow raise
     "Random TOY 68-point shape (68, 3) in model units: a varied `canonical_face_3d`."
     c = canonical_face_3d().copy()
     c[:, 0] = 0.5 + (c[:, 0] - 0.5) * rng.uniform(0.9, 1.1)
@@ -333,7 +344,9 @@ def toy_landmarks(rng, expression:float=1.0):  # np.random.Generator; scale of m
 # %% ../nbs/05_synthetic.ipynb #2456c858
 BACKGROUNDS = ('gradient', 'noise', 'shapes')
 
-def random_background(rng, res:int=256, kind:str|None=None):  # np.random.Generator; side; one of BACKGROUNDS (None: random)
+def random_background(rng,                  # np.random.Generator
+                      res:int=256,          # side
+                      kind:str|None=None):  # one of BACKGROUNDS (None: random)
     "A procedural background (res x res x 3 floats in [0, 1])."
     if kind is None: kind = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     if kind not in BACKGROUNDS: raise ValueError(f"unknown background kind {kind!r}; expected one of {BACKGROUNDS}")
@@ -502,8 +515,14 @@ def _prepare_out(out:Path, existing:str, source:str, seed:int, res:int) -> list:
     if old != (source, seed, res): raise ValueError(f"cannot add to {out}: it holds source/seed/res {old}, this run {(source, seed, res)}")
     return meta['faces']
 
-def render_to_dir(n:int, out, seed:int=0, progress:bool=True, source:str='bfm', workers:int=1,
-                  existing:str='refuse', **kw):  # faces; folder; seed; tqdm bar; 'bfm' | 'toy'; processes (at most the cores); a non-empty folder: 'refuse', 'add' or 'overwrite'; render_face options
+def render_to_dir(n:int,                  # faces
+                  out,                    # folder
+                  seed:int=0,             # seed
+                  progress:bool=True,     # tqdm bar
+                  source:str='bfm',       # 'bfm' | 'toy'
+                  workers:int=1,          # processes (at most the cores)
+                  existing:str='refuse',  # a non-empty folder: 'refuse', 'add' or 'overwrite'
+                  **kw):                  # render_face options
     "Write n rendered faces to `out/images/*.png` and their 68x3 points to `out/points.json`; returns `out`."
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative integer, got {n!r}")
     if source not in ('bfm', 'toy'): raise ValueError(f"source must be 'bfm' or 'toy', got {source!r}")
@@ -525,7 +544,11 @@ def render_to_dir(n:int, out, seed:int=0, progress:bool=True, source:str='bfm', 
 
 
 # %% ../nbs/05_synthetic.ipynb #d215ea1e
-def toy_source(n:int, res:int=96, seed:int=0, first:int=0) -> FaceSource:  # faces; image side; seed; index of the first face
+def toy_source(n:int,        # faces
+               res:int=96,   # image side
+               seed:int=0,   # seed
+               first:int=0,  # index of the first face
+              ) -> FaceSource:
     "A FaceSource of `n` procedural TOY faces held in memory (ids toy00000...)."
     faces = [procedural_face(np.random.default_rng([seed, first + i]), res=res) for i in range(n)]
     return FaceSource('toy', [FaceSample(f'toy{first + i:05d}', 'toy', Path(f'<memory>/toy{first + i:05d}.png'), f.pts,

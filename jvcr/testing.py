@@ -24,7 +24,11 @@ def separated_points(n:int, lo:float, hi:float, gap:float, seed:int=0) -> np.nda
 # %% ../nbs/00a_testing.ipynb #4370d117
 def _signed_area(x0, y0, x1, y1, x2, y2): return (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
 
-def brute_zbuffer(v, t, res:int, tol:float=0.) -> tuple:  # (N, 3) vertices x, y pixels, z; (T, 3) triangles; image side; edge tolerance
+def brute_zbuffer(v,             # (N, 3) vertices x, y pixels, z
+                  t,             # (T, 3) triangles
+                  res:int,       # image side
+                  tol:float=0.,  # edge tolerance
+                 ) -> tuple:
     "(triangle id (res, res), -1 = background; z (res, res), -inf = background) by testing every pixel against every triangle."
     v, t = np.asarray(v, np.float64), np.asarray(t)
     py, px = np.mgrid[:res, :res]
@@ -40,7 +44,10 @@ def brute_zbuffer(v, t, res:int, tol:float=0.) -> tuple:  # (N, 3) vertices x, y
     return best_t, best
 
 # %% ../nbs/00a_testing.ipynb #9c204c0e
-def write_aflw_folder(dst, q, vis) -> Path:  # target folder; (N, 21, 2) 0-based crop points; (N, 21) visibility
+def write_aflw_folder(dst,  # target folder
+                      q,    # (N, 21, 2) 0-based crop points
+                      vis,  # (N, 21) visibility
+                     ) -> Path:
     "A folder in the aflw_crops layout (1-based points, -1 = hidden, roi = the 120-px crop itself); returns it."
     dst = Path(dst); dst.mkdir(parents=True, exist_ok=True)
     raw = np.where(np.asarray(vis)[..., None], np.asarray(q) + 1, -1.)
@@ -50,7 +57,10 @@ def write_aflw_folder(dst, q, vis) -> Path:  # target folder; (N, 21, 2) 0-based
     return dst
 
 # %% ../nbs/00a_testing.ipynb #1bfa5f97
-def random_batch(config, batch:int=2, seed:int=0) -> dict:  # a model config; batch size; seed
+def random_batch(config,       # a model config
+                 batch:int=2,  # batch size
+                 seed:int=0,   # seed
+                ) -> dict:
     "A batch of random inputs and targets with the shapes `config` needs (for benchmarks and checks; not data)."
     import torch
     g = torch.Generator().manual_seed(seed)

@@ -44,7 +44,9 @@ def _check_model(model):
                         + (f" lacking {missing}" if missing else ""))
 
 # %% ../nbs/10_training.ipynb #ac8a5939
-def voxel_losses(vols, targets) -> list:  # predicted volumes, one (B, d_i, R, R) per stack; the targets
+def voxel_losses(vols,     # predicted volumes, one (B, d_i, R, R) per stack
+                 targets,  # the targets
+                ) -> list:
     "Per-stack MSE means; L_vox is their sum."
     if len(vols) != len(targets): raise ValueError(f"{len(vols)} predicted volumes but {len(targets)} targets")
     return [F.mse_loss(v.float(), t.float()) for v, t in zip(vols, targets)]
@@ -112,7 +114,9 @@ def _loss_dict(v):
     return dict(loss=v[0], loss_coord=v[1], loss_vox=v[2], **{f'loss_vox_{i}': x for i, x in enumerate(v[3:])})
 
 # %% ../nbs/10_training.ipynb #e0f8f2b5
-def make_optimizers(model, cfg:TrainConfig) -> dict:  # a TrainableModel; settings
+def make_optimizers(model,            # a TrainableModel
+                    cfg:TrainConfig,  # settings
+                   ) -> dict:
     "One optimiser per sub-network (as the reference code), at the lr of epoch 0."
     cls = {'rmsprop': torch.optim.RMSprop, 'adam': torch.optim.Adam}[cfg.optimizer]
     return {k: cls(getattr(model, k).parameters(), lr=cfg.lr_at(0), weight_decay=cfg.weight_decay)
@@ -125,7 +129,13 @@ def set_lr(opts:dict, lr:float):
 
 # %% ../nbs/10_training.ipynb #e718cc62
 @torch.no_grad()
-def validate(model, data, batch_size:int=20, device='cpu', num_workers:int=0, amp:bool=False) -> dict:  # TrainableModel; Dataset; batch; device; workers; bf16 on CUDA
+def validate(model,              # TrainableModel
+             data,               # Dataset
+             batch_size:int=20,  # batch
+             device='cpu',       # device
+             num_workers:int=0,  # workers
+             amp:bool=False,     # bf16 on CUDA
+            ) -> dict:
     "Mean validation NME (2D, 3D; crop frame, box normaliser, first 68 points) and losses of `model` on `data`."
     device = torch.device(device)
     was = model.training
@@ -176,7 +186,10 @@ def _extension(old:dict, new:dict):  # stored and new training configs (plain di
     if len(o) != len(n) or o[:-1] != n[:-1] or {**o[-1], 'epochs': 0} != {**n[-1], 'epochs': 0}: return None
     return (o[-1]['epochs'], n[-1]['epochs']) if n[-1]['epochs'] > o[-1]['epochs'] else None
 
-def check_out_dir(out, cfg:TrainConfig, model_config:dict, resume:bool):  # output folder; settings; model config as a dict; continue?
+def check_out_dir(out,                # output folder
+                  cfg:TrainConfig,    # settings
+                  model_config:dict,  # model config as a dict
+                  resume:bool):       # continue?
     "Validate the output folder for a run; returns the loaded last.pt when resuming one (else None)."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"output folder {out} is a file")
@@ -208,7 +221,8 @@ def check_out_dir(out, cfg:TrainConfig, model_config:dict, resume:bool):  # outp
     return ck
 
 # %% ../nbs/10_training.ipynb #8a0bacd2
-def sync_buffers(mods, world_size:int):  # modules; processes
+def sync_buffers(mods,             # modules
+                 world_size:int):  # processes
     "Average the floating-point buffers (BatchNorm running statistics) over all processes."
     import torch.distributed as dist
     if world_size < 2: return
@@ -409,7 +423,9 @@ def end_epoch(self:_Run, stage, lr):
     self.emit('on_epoch_end', row)
     return row
 
-def epoch_summary(row:dict, epochs:int) -> str:  # an epoch row; total epochs
+def epoch_summary(row:dict,    # an epoch row
+                  epochs:int,  # total epochs
+                 ) -> str:
     "One line per epoch: stage, lr, losses, validation NME, time and throughput."
     val = (f" | val NME 2D {100 * row['val_nme2d']:.2f}% 3D {100 * row['val_nme3d']:.2f}%{' *' if row['best'] else ''}"
            if row.get('val_nme3d') is not None else "")

@@ -20,12 +20,16 @@ __all__ = ['DEPTH_RES', 'COORD_SCALE', 'depth_bins', 'encode_volumes', 'coord_ta
 DEPTH_RES = (1, 2, 4, 64)  # coarse-to-fine depths of the 4 stacks (PAPER.md)
 COORD_SCALE = 255.         # the coordinate target is crop-256 pixels / 255 (REFERENCE-CODE §3.4)
 
-def depth_bins(w, d:int, res:int=64):  # depth in the res frame; volume depth; volume side
+def depth_bins(w,            # depth in the res frame
+               d:int,        # volume depth
+               res:int=64):  # volume side
     "Depth `w` of the `res` frame in bins of a volume of depth `d` (bin centres at integers)."
     return (w + 0.5) * d / res - 0.5
 
 # %% ../nbs/02_volumes.ipynb #99b01695
-def _window_taps(c, n, sigma:float):  # (..., A) centres; (A,) axis lengths; sigma in voxels
+def _window_taps(c,             # (..., A) centres
+                 n,             # (A,) axis lengths
+                 sigma:float):  # sigma in voxels
     "Voxel indices and Gaussian values (..., A, W) of the window within 3 sigma of each centre."
     i = np.ceil(c - 3 * sigma)[..., None] + np.arange(math.floor(6 * sigma) + 1)
     dist, n = i - c[..., None], np.asarray(n, dtype=np.float64)[:, None]
@@ -225,7 +229,10 @@ def _check_n(pts, cfg):
         raise ValueError(f"cfg.n_points is {n} but the points have shape {pts.shape}{hint}")
 
 # %% ../nbs/02_volumes.ipynb #c6a91761
-def _stack_targets(p, kw, valid, crop_px):  # crop-frame points of out_res; settings; mask; crop side(s) in image px
+def _stack_targets(p,         # crop-frame points of out_res
+                   kw,        # settings
+                   valid,     # mask
+                   crop_px):  # crop side(s) in image px
     "Every stack's target: the compact volumes, or (two-stage baseline) the same per-landmark heatmaps for every stack."
     if kw['target'] == 'landmark2d':
         hm = landmark_heatmaps(p, kw['out_res'], kw['sigma'], valid=valid)
@@ -302,7 +309,8 @@ def volume_peaks(vol,                   # (d, R, R) volume (torch or numpy), cha
     out = zyx[:, ::-1].copy()
     return (out, val) if values else out
 
-def match_peaks(peaks, pts):  # (K, 3) peaks; (N, 3) points, both (x, y, z)
+def match_peaks(peaks,  # (K, 3) peaks
+                pts):   # (N, 3) points, both (x, y, z)
     "For each point the nearest peak: (index (N,), per-axis error peak - point (N, 3)); -1 and inf if no peaks."
     peaks, pts = np.asarray(peaks, np.float64).reshape(-1, 3), np.asarray(pts, np.float64)
     if len(peaks) == 0: return np.full(len(pts), -1), np.full(pts.shape, np.inf)
