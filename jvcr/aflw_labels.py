@@ -56,7 +56,10 @@ def aflw21_basis(model:FaceModel,        # face model
     return M @ model.mean + offset, np.einsum('jp,pck->jck', M, W)
 
 # %% ../nbs/05a_aflw_labels.ipynb #0b9e762b
-def to_crop(pts, roi, res:int=120, one_based:bool=True):  # (N, P, 2|3) image points; (N, 4) x0, y0, x1, y1; crop side
+def to_crop(pts,                   # (N, P, 2|3) image points
+            roi,                   # (N, 4) x0, y0, x1, y1
+            res:int=120,           # crop side
+            one_based:bool=True):  # the points count pixels from 1 (MATLAB)
     "Image points -> crop pixels (0-based centres); z (if any) is scaled like x, y."
     pts, roi = np.asarray(pts, dtype=np.float64), np.asarray(roi, dtype=np.float64)
     k = res / (roi[:, 2] - roi[:, 0])
@@ -250,7 +253,11 @@ def _check(fit, n_points, model:FaceModel, st:FitSettings):  # batch fit; (N,) v
     return out
 
 # %% ../nbs/05a_aflw_labels.ipynb #61cb7d4a
-def fit_points(pts, vis, model:FaceModel|None=None, settings:FitSettings=FitSettings(), progress:bool=True):  # (N, 21, 2) crop px; (N, 21) bool
+def fit_points(pts,                                 # (N, 21, 2) crop px
+               vis,                                 # (N, 21) bool
+               model:FaceModel|None=None,           # face model (default: the data root's bfm/)
+               settings:FitSettings=FitSettings(),  # fit constants
+               progress:bool=True):                 # tqdm bar
     "Fit the 68-point model to 21 AFLW points per face: dict of pts (N, 68, 3; NaN where failed), ok, reason, yaw, ..."
     pts, vis = np.asarray(pts, dtype=np.float64), np.asarray(vis, dtype=bool)
     if pts.ndim != 3 or pts.shape[1:] != (21, 2) or vis.shape != pts.shape[:2]:
@@ -315,8 +322,13 @@ class FittedLabels:
 # %% ../nbs/05a_aflw_labels.ipynb #edc69508
 _FIELDS = ('pts', 'ok', 'reason', 'yaw', 'angles', 'size', 'residual', 'coef')
 
-def fit_folder(folder, model:FaceModel|None=None, settings:FitSettings=FitSettings(),
-               progress:bool=True, force:bool=False, cache:bool=True, limit:int|None=None):  # crop folder; ...; refit even if cached; use the cache; only the first `limit` faces
+def fit_folder(folder,                              # crop folder (aflw_crops layout)
+               model:FaceModel|None=None,           # face model (default: the data root's bfm/)
+               settings:FitSettings=FitSettings(),  # fit constants
+               progress:bool=True,                  # tqdm bar
+               force:bool=False,                    # refit even if cached
+               cache:bool=True,                     # use the cache
+               limit:int|None=None):                # only the first `limit` faces
     "Fitted labels of a crop folder (aflw_crops layout), read from the cache when the inputs are unchanged."
     model = model if model is not None else load_face_model()
     d = load_crops(folder)
@@ -354,7 +366,11 @@ def _summary(e,     # per-face errors (NaN = failure)
                 bins={k: dict(n=v['n'], n_failed=v['n_failed'], mean=pc(v['mean'])) for k, v in s['bins'].items()})
 
 # %% ../nbs/05a_aflw_labels.ipynb #f2c68afa
-def validate_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings(), limit:int|None=None):  # data root (default: $JVCR_DATA or ../shared/data); ...; only the first `limit` faces
+def validate_labels(root=None,                           # data root (default: $JVCR_DATA or ../shared/data)
+                    progress:bool=True,                  # tqdm bar
+                    force:bool=False,                    # refit even if cached
+                    settings:FitSettings=FitSettings(),  # fit constants
+                    limit:int|None=None):                # only the first `limit` faces
     "Fit the AFLW2000-3D crops' 21 points and compare with the official `pt3d_68`: NME 2D / 3D (%), per yaw bin."
     root = data_root(root)
     lab = fit_folder(root / 'aflw2000_3d_crops120', settings=settings, progress=progress, force=force, limit=limit)
@@ -371,6 +387,10 @@ def validate_labels(root=None, progress:bool=True, force:bool=False, settings:Fi
                 key=lab.key)
 
 # %% ../nbs/05a_aflw_labels.ipynb #c21d61f9
-def build_labels(root=None, progress:bool=True, force:bool=False, settings:FitSettings=FitSettings(), limit:int|None=None):  # data root; bar; refit; only the first `limit` faces (quick checks)
+def build_labels(root=None,                           # data root (default: $JVCR_DATA or ../shared/data)
+                 progress:bool=True,                  # tqdm bar
+                 force:bool=False,                    # refit even if cached
+                 settings:FitSettings=FitSettings(),  # fit constants
+                 limit:int|None=None):                # only the first `limit` faces (quick checks)
     "Fitted 68-point 3D labels of the whole aflw_crops pool (crop pixels), cached under .jvcr_cache/ by content hash."
     return fit_folder(data_root(root) / 'aflw_crops', settings=settings, progress=progress, force=force, limit=limit)

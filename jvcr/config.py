@@ -247,7 +247,9 @@ def scale_stages(stages:tuple,  # the stages
         for i in sorted(range(len(old)), key=lambda i: counts[i] - share[i])[:epochs - sum(counts)]: counts[i] += 1
     return tuple(dataclasses.replace(s, epochs=int(n)) for s, n in zip(stages, counts))
 
-def get_train_config(name='paper', **overrides) -> TrainConfig:  # a TRAIN_PRESETS name (or a TrainConfig); fields to change; epochs=n rescales the stages
+def get_train_config(name='paper',  # a TRAIN_PRESETS name (or a TrainConfig)
+                     **overrides,   # fields to change; epochs=n rescales the stages
+                    ) -> TrainConfig:
     "The training preset `name` with `overrides` applied (validated again)."
     if isinstance(name, TrainConfig): base = name
     elif name in TRAIN_PRESETS: base = TRAIN_PRESETS[name]

@@ -28,7 +28,8 @@ def _data_candidates(root=None) -> list:
     return [('../shared/data from the current directory', Path.cwd().parent / 'shared' / 'data'),
             ('../shared/data from the project checkout', _package_dir().parents[1] / 'shared' / 'data')]
 
-def data_root(root=None) -> Path:  # explicit data folder; default $JVCR_DATA, else ../shared/data
+def data_root(root=None,  # explicit data folder; default $JVCR_DATA, else ../shared/data
+             ) -> Path:
     "The real-data folder, resolved; a `DataError` lists every place tried when none exists."
     tried = _data_candidates(root)
     for _, p in tried:
@@ -169,7 +170,9 @@ def check_outputs(outputs:dict,           # {name: path, [paths] or None} to be 
     return out
 
 # %% ../nbs/00_core.ipynb #19509928
-def sha256_file(path, chunk:int=1 << 20) -> str:  # any file
+def sha256_file(path,               # any file
+                chunk:int=1 << 20,  # bytes read at a time
+               ) -> str:
     "The hex sha256 of a file's bytes."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -189,7 +192,11 @@ def git_commit(root=None,  # a folder in the checkout (default: `repo_root()`)
     try: return dict(git_commit=git('rev-parse', 'HEAD'), git_dirty=bool(git('status', '--porcelain', '--', 'jvcr', 'nbs')))
     except (OSError, RuntimeError, subprocess.SubprocessError) as e: return dict(git_commit=None, git_error=str(e))
 
-def provenance(data_root=None, device='cpu', started=None, **extra) -> dict:  # the data root *argument* as given (None = the setting); started: time.time() at the start; extra: e.g. training_commit, training_seconds
+def provenance(data_root=None,  # the data root *argument* as given (None = the setting)
+               device='cpu',    # the device the run used
+               started=None,    # time.time() at the start
+               **extra,         # more fields, e.g. training_commit, training_seconds
+              ) -> dict:
     "Where a result came from: commit, data setting (never a path), machine, versions, date, seconds, plus `extra`."
     import torch, numpy
     return dict(**git_commit(), data_root=data_setting(data_root), device=str(device), machine=platform.machine(),

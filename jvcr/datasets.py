@@ -268,7 +268,10 @@ def read_300w_lp_mat(mat_path,            # .mat file
     return FaceSample(Path(mat_path).stem, '300w_lp', img, pts, CropTransform.from_points(pts, expand),
                       _yaw_deg(m['Pose_Para']), extra)
 
-def load_300w_lp(folder=None, on_error='raise', model=None, expand:float=1.25):  # release or sample folder (default: data root / 300W_LP if present, else / 300w_lp_sample); 'raise' | 'skip'
+def load_300w_lp(folder=None,         # release or sample folder (default: data root / 300W_LP if present, else / 300w_lp_sample)
+                 on_error='raise',    # 'raise' | 'skip'
+                 model=None,          # a jvcr.facemodel.FaceModel (default: the data root's bfm/)
+                 expand:float=1.25):  # box expansion
     "All 300W-LP faces under `folder` (recursively, sorted by path)."
     if folder is None and (data_root() / '300W_LP').is_dir(): folder = data_root() / '300W_LP'
     folder = _folder(folder, '300w_lp_sample', '300W-LP')
@@ -295,7 +298,10 @@ def read_pts(path):  # a .pts file: 'version: 1', 'n_points: N', '{', N lines of
         raise DataError(f"{path}: header says {n} points but the body has shape {pts.shape}")
     return pts
 
-def read_pts_sample(path, one_based:bool=True, expand:float=1.25, source:str='pts'):  # .pts file with 68 3D points; its image has the same stem
+def read_pts_sample(path,                 # .pts file with 68 3D points; its image has the same stem
+                    one_based:bool=True,  # the file counts pixels from 1 (MATLAB)
+                    expand:float=1.25,    # box expansion
+                    source:str='pts'):    # the source name the sample carries
     "One face from a 3D `.pts` file and the image beside it (reference crop rule)."
     pts = read_pts(path)
     if pts.shape[1] != 3: raise DataError(f"{path} has 2D points; a 3D .pts (x y z per line) is expected")
@@ -303,7 +309,10 @@ def read_pts_sample(path, one_based:bool=True, expand:float=1.25, source:str='pt
     return FaceSample(Path(path).stem, source, _image_for(path), pts, CropTransform.from_points(pts, expand),
                       extra=dict(annotation=str(path)))
 
-def load_pts_folder(folder=None, one_based:bool=True, on_error='raise', expand:float=1.25):  # folder of NAME.pts + NAME.jpg (default: data root / jvcr_demo)
+def load_pts_folder(folder=None,          # folder of NAME.pts + NAME.jpg (default: data root / jvcr_demo)
+                    one_based:bool=True,  # the files count pixels from 1 (MATLAB)
+                    on_error='raise',     # 'raise' | 'skip'
+                    expand:float=1.25):   # box expansion
     "All `.pts` faces of a folder, sorted by name."
     folder = _folder(folder, 'jvcr_demo', '.pts')
     files = sorted(folder.glob('*.pts'))
@@ -311,7 +320,11 @@ def load_pts_folder(folder=None, one_based:bool=True, on_error='raise', expand:f
     return _bulk('pts', files, lambda f: read_pts_sample(f, one_based, expand), on_error)
 
 # %% ../nbs/04_datasets.ipynb #7056d9b0
-def load_reference_json(json_path, img_folder=None, split:str|None=None, one_based:bool=True, on_error='raise'):  # the reference code's annotation JSON; image folder (default: the JSON's folder); None | 'train' | 'val' (isValidation False / True)
+def load_reference_json(json_path,            # the reference code's annotation JSON
+                        img_folder=None,      # image folder (default: the JSON's folder)
+                        split:str|None=None,  # None | 'train' | 'val' (isValidation False / True)
+                        one_based:bool=True,  # the points count pixels from 1 (MATLAB)
+                        on_error='raise'):    # 'raise' | 'skip'
     "The faces of a reference-code annotation JSON."
     json_path = Path(json_path)
     if split not in (None, 'train', 'val'): raise ValueError(f"split must be None, 'train' or 'val', got {split!r}")

@@ -38,7 +38,8 @@ def dist_env() -> DistInfo:
     g = lambda k, d: int(os.environ.get(k, d))
     return DistInfo(g('RANK', 0), g('WORLD_SIZE', 1), g('LOCAL_RANK', 0))
 
-def init_distributed(device:torch.device) -> DistInfo:
+def init_distributed(device:torch.device,  # this process's device (from `pick_device`)
+                    ) -> DistInfo:
     "Start the process group when launched by torchrun with several processes (NCCL on CUDA, gloo on CPU)."
     import torch.distributed as dist
     info = dist_env()
@@ -58,7 +59,7 @@ def all_mean(values:list,    # numbers
     dist.all_reduce(t)
     return (t / info.world_size).tolist()
 
-def barrier(info:DistInfo):
+def barrier(info:DistInfo):  # from `init_distributed` or `dist_env`
     "Wait for every process (nothing to wait for in a one-process run)."
     if info.world_size > 1:
         import torch.distributed as dist

@@ -145,7 +145,8 @@ def load_predictions(path,  # a .npz written by `save_predictions` (or `evaluate
 # %% ../nbs/11_evaluation.ipynb #b2c4d6e8
 POSE_COLUMNS = ('pred_yaw', 'pred_pitch', 'pred_roll', 'true_yaw', 'true_pitch', 'true_roll', 'pose_in_filter')
 
-def face_poses(pred) -> np.ndarray:  # (N, 68, 3) predicted points, image pixels; NaN where a prediction failed
+def face_poses(pred,  # (N, 68, 3) predicted points, image pixels; NaN where a prediction failed
+              ) -> np.ndarray:
     "(N, 3) yaw, pitch, roll in degrees of each face (`jvcr.pose.head_pose`); NaN rows for faces without finite points."
     from jvcr.pose import head_pose   # a later notebook's module: imported when used
     pred = np.asarray(pred, dtype=np.float64)
@@ -229,9 +230,18 @@ def evaluation_report(result:dict,      # from `evaluate`
 DATASETS = ('aflw2000-3d',)
 BASELINES = ('mean-face', 'ground-truth')
 
-def run_evaluation(dataset:str='aflw2000-3d', checkpoint=None, baseline:str|None=None, crop:str='reference',
-                   root=None, json_out=None, per_face_csv=None, progress:bool=True, batch_size:int=50,
-                   predictions_out=None, overwrite:bool=False) -> dict:  # ...; .npz of every face's prediction, ground truth, crop and yaw (for `jvcr.browser`); replace existing output files
+def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
+                   checkpoint=None,            # a .pt file (or give `baseline`)
+                   baseline:str|None=None,     # a name in BASELINES instead of a checkpoint
+                   crop:str='reference',       # load_aflw2000_3d's crop rule: 'reference' | '3ddfa' | '3ddfa_stored'
+                   root=None,                  # data root
+                   json_out=None,              # JSON report path
+                   per_face_csv=None,          # per-face CSV path
+                   progress:bool=True,         # tqdm bar
+                   batch_size:int=50,          # faces per call
+                   predictions_out=None,       # .npz of every face's prediction, ground truth, crop and yaw (for `jvcr.browser`)
+                   overwrite:bool=False,       # replace existing output files
+                  ) -> dict:
     "Load the dataset and the predictor, evaluate, write the JSON report; what `jvcr evaluate` runs."
     from jvcr import datasets
     started = time.time()

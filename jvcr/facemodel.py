@@ -73,7 +73,9 @@ def load_face_model(root=None):  # data folder holding bfm/ (default: $JVCR_DATA
     return _load_face_model(data_root(root).resolve() / 'bfm')
 
 # %% ../nbs/03_facemodel.ipynb #f2a3a005
-def pose_matrix(pitch, yaw, roll):  # radians, scalars or broadcastable arrays
+def pose_matrix(pitch,  # radians, scalar or broadcastable array
+                yaw,    # radians
+                roll):  # radians
     "The 300W-LP / AFLW2000-3D rotation: R = Rx(pitch) Ry(yaw) Rz(roll), 3DDFA's convention; (..., 3, 3)."
     x, y, z = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (pitch, yaw, roll)))
     o, l = np.zeros_like(x), np.ones_like(x)
@@ -113,7 +115,11 @@ def read_mat_params(src):  # path to a 300W-LP / AFLW2000-3D .mat, or its loadma
     return dict(pose=out['Pose_Para'], shape=out['Shape_Para'], exp=out['Exp_Para'])
 
 # %% ../nbs/03_facemodel.ipynb #d5865f6c
-def pts_from_mat(src, img_h=None, n_shape:int=40, n_exp:int=10, model:FaceModel|None=None):  # .mat path or dict; image height (default: the .jpg beside it)
+def pts_from_mat(src,                         # .mat path or dict
+                 img_h=None,                  # image height (default: the .jpg beside it)
+                 n_shape:int=40,              # shape coefficients used
+                 n_exp:int=10,                # expression coefficients used
+                 model:FaceModel|None=None):  # face model (default: the data root's bfm/)
     "The 68 image-space 3D points (68, 3) of a 300W-LP / AFLW2000-3D .mat, from its 3DMM parameters."
     prm = read_mat_params(src)
     if img_h is None:
@@ -125,7 +131,11 @@ def pts_from_mat(src, img_h=None, n_shape:int=40, n_exp:int=10, model:FaceModel|
     return project(fm.shape(prm['shape'][:n_shape], prm['exp'][:n_exp]), prm['pose'], img_h)
 
 # %% ../nbs/03_facemodel.ipynb #bf4eb2f2
-def reproduction_errors(mat_paths, img_h=450, model:FaceModel|None=None, n_shape:int=40, n_exp:int=10):  # AFLW2000-3D .mat files; image height
+def reproduction_errors(mat_paths,                  # AFLW2000-3D .mat files
+                        img_h=450,                  # image height
+                        model:FaceModel|None=None,  # face model (default: the data root's bfm/)
+                        n_shape:int=40,             # shape coefficients used
+                        n_exp:int=10):              # expression coefficients used
     "Per-face mean 2D error, z-aligned mean 3D error and z offset (pixels) of the model vs each file's `pt3d_68`."
     mats = [sio.loadmat(str(f), variable_names=_MAT_KEYS + ('pt3d_68',)) for f in mat_paths]
     for f, m in zip(mat_paths, mats):

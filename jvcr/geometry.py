@@ -40,7 +40,7 @@ class CropTransform:
         return np.array(astuple(self), dtype=np.float64)
 
     @classmethod
-    def from_array(cls, a):
+    def from_array(cls, a):  # 6 numbers as `to_array` writes them
         "Inverse of `to_array`."
         cx, cy, size, rot, flip, z_ref = (float(v) for v in np.asarray(a).reshape(6))
         return cls(cx, cy, size, rot, bool(flip), z_ref)
@@ -89,7 +89,10 @@ def _invert(self:CropTransform, pts, res:int=256):
 CropTransform.apply, CropTransform.invert = _apply, _invert
 
 # %% ../nbs/01_geometry.ipynb #6da95363
-def _from_points(cls, pts, expand:float=1.25, rot:float=0., flip:bool=False):  # (N, 2|3) image points
+def _from_points(cls, pts,           # (N, 2|3) image points
+                 expand:float=1.25,  # side = the 2D landmark box width * expand
+                 rot:float=0.,       # in-plane rotation (degrees)
+                 flip:bool=False):   # mirror the crop
     "The reference rule: centre of the 2D landmark box, side = box width * `expand`, z_ref = mean z."
     pts = _check_pts(pts)
     if not np.isfinite(pts).all(): raise ValueError("from_points: points contain NaN or inf")
@@ -97,7 +100,11 @@ def _from_points(cls, pts, expand:float=1.25, rot:float=0., flip:bool=False):  #
     zr = float(pts[:, 2].mean()) if pts.shape[-1] == 3 else 0.
     return cls(*((lo + hi) / 2), float((hi[0] - lo[0]) * expand), rot, flip, zr)
 
-def _from_box(cls, box, expand:float=1.0, z_ref:float=0., rot:float=0., flip:bool=False):  # (x0, y0, x1, y1)
+def _from_box(cls, box,          # (x0, y0, x1, y1)
+              expand:float=1.0,  # box side scale
+              z_ref:float=0.,    # image depth that maps to crop depth 0
+              rot:float=0.,      # in-plane rotation (degrees)
+              flip:bool=False):  # mirror the crop
     "A crop from a box (x0, y0, x1, y1): its centre, side = the larger box side * `expand`."
     x0, y0, x1, y1 = (float(v) for v in np.asarray(box).reshape(4))
     return cls((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * expand, rot, flip, z_ref)
@@ -111,7 +118,10 @@ def crop_image(self:CropTransform, img,  # HxWx3 uint8 array or PIL image
     "Resample this crop of `img` to `res` x `res` (the method form of the function below)."
     return crop_image(img, self, res)   # the function defined below (at call time the module name is the function)
 
-def crop_image(img, T:CropTransform, res:int=256, resample=Image.BILINEAR):  # HxWx3 uint8 array or PIL image
+def crop_image(img,                       # HxWx3 uint8 array or PIL image
+               T:CropTransform,           # the crop
+               res:int=256,               # output side (pixels)
+               resample=Image.BILINEAR):  # PIL resampling filter
     "Resample the square crop `T` of `img` to `res` x `res` (uint8, black outside the image)."
     pil = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img))
     # inverse map in pixel-centre coordinates: src = A @ out + t (crop frame -> image), from uncrop_points

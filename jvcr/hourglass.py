@@ -32,7 +32,10 @@ class Residual(nn.Module):
         return out.add_(self.skip(x))                          # (B, cout, H, W)
 
 # %% ../nbs/06_hourglass.ipynb #5cc4bac4
-def residuals(cin:int, cout:int, n_blocks:int=1) -> nn.Sequential:  # in/out channels; units in a row
+def residuals(cin:int,         # input channels
+              cout:int,        # output channels
+              n_blocks:int=1,  # units in a row
+             ) -> nn.Sequential:
     "`n_blocks` residual units, the first one changing `cin` to `cout`."
     return nn.Sequential(*[Residual(cin if i == 0 else cout, cout) for i in range(n_blocks)])
 

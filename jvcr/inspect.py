@@ -18,7 +18,9 @@ def _np(v):
     return v
 
 # %% ../nbs/13_inspect.ipynb #54342ac6
-def plot_volume_projections(volumes, titles=None, figsize=None):  # list of (d, R, R) volumes, coarse to fine
+def plot_volume_projections(volumes,        # list of (d, R, R) volumes, coarse to fine
+                            titles=None,    # one per volume (default: the depth)
+                            figsize=None):  # inches (default: 2.6 per volume x 5)
     "Max-projections of each volume: front view (x, y) on top, top view (x, depth) below."
     vs = [_np(v) for v in volumes]
     fig, axs = plt.subplots(2, len(vs), figsize=figsize or (2.6 * len(vs), 5), squeeze=False)
@@ -32,7 +34,11 @@ def plot_volume_projections(volumes, titles=None, figsize=None):  # list of (d, 
     return fig
 
 # %% ../nbs/13_inspect.ipynb #2cafc0e5
-def volume_figure(vol, pts=None, threshold:float=0.1, max_voxels:int=40000, title:str|None=None):
+def volume_figure(vol,                   # (d, R, R) volume
+                  pts=None,              # (N, 3) points drawn with it
+                  threshold:float=0.1,   # voxels above this are drawn
+                  max_voxels:int=40000,  # keep only the strongest
+                  title:str|None=None):  # figure title
     "Plotly 3D view of a (d, R, R) volume: voxels above `threshold` (colour = value) and optional (N,3) points."
     import plotly.graph_objects as go
     v = _np(vol)
@@ -60,7 +66,9 @@ def save_volume_html(fig,    # a plotly figure
     return path
 
 # %% ../nbs/13_inspect.ipynb #1d562cf5
-def plot_depth_slice(vol, k:int, ax=None):  # (d, R, R) volume; depth index
+def plot_depth_slice(vol,       # (d, R, R) volume
+                     k:int,     # depth index
+                     ax=None):  # axes (default: a new figure)
     "One depth slice of a volume as an image."
     v = _np(vol)
     if not 0 <= k < v.shape[0]: raise ValueError(f"depth index {k} outside [0, {v.shape[0]})")
@@ -69,7 +77,7 @@ def plot_depth_slice(vol, k:int, ax=None):  # (d, R, R) volume; depth index
     ax.set_axis_off()
     return ax
 
-def volume_slicer(vol):
+def volume_slicer(vol):  # (d, R, R) volume
     "An ipywidgets slider over the depth slices of a (d, R, R) volume."
     import ipywidgets as w
     v = _np(vol)

@@ -67,7 +67,12 @@ SKELETON = [list(range(0, 17)), list(range(17, 22)), list(range(22, 27)), list(r
             list(range(31, 36)), list(range(36, 42)) + [36], list(range(42, 48)) + [42],
             list(range(48, 60)) + [48], list(range(60, 68)) + [60]]
 
-def draw_landmarks(ax, pts, color='lime', size=6, lw=1.0, label_aux=False):  # matplotlib axes; (68|71, >=2)
+def draw_landmarks(ax,                # matplotlib axes
+                   pts,               # (68|71, >=2) image points (x, y first)
+                   color='lime',      # matplotlib colour
+                   size=6,            # marker size (points^2)
+                   lw=1.0,            # skeleton line width
+                   label_aux=False):  # mark the points after the 68th (auxiliary) with red crosses
     "Draw 2D landmarks (x, y in image pixels) with the skeleton on `ax`."
     pts = np.asarray(pts)
     for line in SKELETON: ax.plot(pts[line, 0], pts[line, 1], '-', color=color, lw=lw)

@@ -25,7 +25,9 @@ def _as_float(x):  # array-like or torch tensor
     if hasattr(x, 'detach'): x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
 
-def _as_faces(pred, gt, dims):  # (B, N, D) or (N, D) each; 2 or 3
+def _as_faces(pred,   # (B, N, D) or (N, D)
+              gt,     # (B, N, D) or (N, D)
+              dims):  # 2 or 3
     "Check and batch `pred` and `gt`: returns (pred, gt, single) with arrays of shape (B, N, D)."
     pred, gt = _as_float(pred), _as_float(gt)
     if pred.shape != gt.shape:
@@ -42,7 +44,8 @@ def _mean_last(x):  # array; the last axis is averaged
     return np.ascontiguousarray(x).mean(-1)
 
 # %% ../nbs/03a_metrics.ipynb #6b12d079
-def _face_ids(ids, n):  # None or a sequence of n ids
+def _face_ids(ids,  # None or a sequence of n ids
+              n):   # faces
     "The ids used to name faces in messages (default: the batch index)."
     if ids is None: return list(range(n))
     ids = ids.tolist() if hasattr(ids, 'tolist') else list(ids)   # numpy / torch -> plain Python values
@@ -183,21 +186,36 @@ def per_face_error(pred, gt,   # (B, N, D) or (N, D) predicted and true points (
     return float(err[0]) if single else err
 
 # %% ../nbs/03a_metrics.ipynb #06dbff70
-def nme_2d(pred, gt, points=None, ids=None):  # (B, N, >=2) prediction and truth; index subset; face ids
+def nme_2d(pred,         # (B, N, >=2) prediction
+           gt,           # (B, N, >=2) truth
+           points=None,  # index subset (None: all)
+           ids=None):    # face ids for error messages
     "2D NME with the sqrt(w*h) box normaliser (the 3DDFA protocol for AFLW2000-3D)."
     return per_face_error(pred, gt, dims=2, norm='box', points=points, ids=ids)
 
-def nme_3d(pred, gt, points=None, ids=None):  # (B, N, 3) prediction and truth; index subset; face ids
+def nme_3d(pred,         # (B, N, 3) prediction
+           gt,           # (B, N, 3) truth
+           points=None,  # index subset (None: all)
+           ids=None):    # face ids for error messages
     "3D NME with the box normaliser after z-mean alignment (the reference code's `bboxNormMeanError`)."
     return per_face_error(pred, gt, dims=3, norm='box', z_align=True, points=points, ids=ids)
 
 # %% ../nbs/03a_metrics.ipynb #4f8d9bce
-def gte(pred, gt, points=None, eyes=None, ids=None):  # (B, N, 3) prediction and truth; index subset; eye positions; ids
+def gte(pred,         # (B, N, 3) prediction
+        gt,           # (B, N, 3) truth
+        points=None,  # index subset (None: all)
+        eyes=None,    # (i, j) eye-corner positions among the points used (None: 36, 45)
+        ids=None):    # face ids for error messages
     "Ground-truth error: 3D error over the 3D outer-eye distance, z-mean aligned (3DFAW; reference demo)."
     return per_face_error(pred, gt, dims=3, norm='eyes', z_align=True, points=points, eyes=eyes, ids=ids)
 
 # %% ../nbs/03a_metrics.ipynb #d4276f54
-def cvgtce(pred, gt, norm, points=None, eyes=None, ids=None):  # prediction, truth (B, N, 3); 'eyes'|'box'|'eyes2d'|(B,); subset; eyes; ids
+def cvgtce(pred,         # (B, N, 3) prediction
+           gt,           # (B, N, 3) truth
+           norm,         # 'eyes' | 'box' | 'eyes2d' | (B,) values
+           points=None,  # index subset (None: all)
+           eyes=None,    # (i, j) eye-corner positions among the points used (None: 36, 45)
+           ids=None):    # face ids for error messages
     "Error after the least-squares similarity alignment of the prediction onto the truth (3DFAW CVGTCE)."
     return per_face_error(pred, gt, dims=3, norm=norm, z_align=False, align='similarity',
                           points=points, eyes=eyes, ids=ids)
@@ -235,7 +253,10 @@ def ced_auc(errors,            # per-face errors (NaN = failure)
     return float(np.clip(1 - e / threshold, 0, None).mean())
 
 # %% ../nbs/03a_metrics.ipynb #ffa4c587
-def plot_ced(curves, threshold:float=0.10, n:int=501, figsize=(4.5, 3.2)):  # {name: per-face errors} or one array; x range T
+def plot_ced(curves,                # {name: per-face errors} or one array
+             threshold:float=0.10,  # x range: errors up to this
+             n:int=501,             # points on each curve
+             figsize=(4.5, 3.2)):   # inches (w, h)
     "CED curves of several methods up to `threshold`, AUC@threshold in the legend; returns the Figure."
     if not isinstance(curves, dict): curves = {'errors': curves}
     fig = Figure(figsize=figsize, dpi=100)
@@ -287,7 +308,9 @@ class Protocol:
     points: tuple | None = field(default=None, repr=False)  # index subset of 68-point input, None: all points
     doc: str = field(default='', repr=False)                # where the protocol comes from
 
-    def __call__(self, pred, gt, ids=None):  # (B, N, 3) prediction and truth; face ids
+    def __call__(self, pred,  # (B, N, 3) prediction
+                 gt,          # (B, N, 3) truth
+                 ids=None):   # face ids for error messages
         "Per-face errors (B,) of this protocol."
         return per_face_error(pred, gt, dims=self.dims, norm=self.norm, z_align=self.z_align,
                               align=self.align, points=self.points, ids=ids)
@@ -398,7 +421,8 @@ def read_metrics(path,                # metrics.jsonl or its folder
     rows = [r for r in rows if kind is None or r['kind'] == kind]
     return rows if timings else [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
-def plot_losses(rows, figsize=(6, 3)):  # metrics rows (or a metrics.jsonl / run folder)
+def plot_losses(rows,             # metrics rows (or a metrics.jsonl / run folder)
+                figsize=(6, 3)):  # inches (w, h)
     "Loss-curve figure: L_coord and L_vox per logged step, validation NME (3D) per epoch."
     from matplotlib.figure import Figure
     if not isinstance(rows, list): rows = read_metrics(rows)
@@ -420,6 +444,7 @@ def plot_losses(rows, figsize=(6, 3)):  # metrics rows (or a metrics.jsonl / run
     fig.tight_layout()
     return fig
 
-def save_figure(fig, path):
+def save_figure(fig,    # a matplotlib Figure
+                path):  # target .png
     "Write a figure as PNG with fixed metadata (reruns give identical files)."
     fig.savefig(path, dpi=100, metadata={'Software': None})

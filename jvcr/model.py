@@ -63,7 +63,8 @@ class JVCR(nn.Module):
         return vols, coords
 
 # %% ../nbs/08_model.ipynb #359d3ccd
-def count_params(module:nn.Module) -> int:
+def count_params(module:nn.Module,  # any torch module
+                ) -> int:
     "Number of parameters of `module`."
     return sum(p.numel() for p in module.parameters())
 
@@ -109,7 +110,8 @@ def _unwrap(model):
         model = getattr(model, 'module', None) or model._orig_mod
     return model
 
-def config_dict(model) -> dict:
+def config_dict(model,  # a JVCR model (or anything with a dataclass `config`)
+               ) -> dict:
     "The model's config as plain JSON-able data (tuples become lists); {} when it has no dataclass config."
     c = getattr(model, 'config', None)
     return json.loads(json.dumps(dataclasses.asdict(c))) if dataclasses.is_dataclass(c) else {}

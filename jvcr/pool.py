@@ -39,7 +39,7 @@ def face_group(face_id:str,  # a sample id
 TEST_SOURCES = ('aflw2000_3d',)
 TEST_FOLDERS = ('aflw2000_3d', 'aflw2000_3d_crops120', 'aflw2000_3d_benchmark')
 
-def check_not_test(sample:FaceSample):
+def check_not_test(sample:FaceSample):  # any face sample
     "Raise if `sample` comes from the AFLW2000-3D test set."
     parts = set(Path(sample.image_path).parts)
     if sample.source in TEST_SOURCES or parts & set(TEST_FOLDERS):
@@ -47,7 +47,9 @@ def check_not_test(sample:FaceSample):
                          "it may never be part of a training pool")
 
 # %% ../nbs/05b_pool.ipynb #5483776d
-def load_rendered(folder, name:str|None=None) -> FaceSource:  # a folder written by jvcr.synthetic.render_to_dir
+def load_rendered(folder,              # a folder written by jvcr.synthetic.render_to_dir
+                  name:str|None=None,  # source name (default: 'synthetic' for BFM renders, else 'procedural')
+                 ) -> FaceSource:
     "The faces of a rendered folder (images/*.png + points.json) as a FaceSource."
     folder = Path(folder)
     f = folder / 'points.json'
@@ -111,7 +113,12 @@ def box_jitter(source,             # as `box_offsets`
     return (float(p),) + tuple(round(float(v), 3) for v in np.r_[o.mean(0), o.std(0)])
 
 # %% ../nbs/05b_pool.ipynb #6b9d2762
-def procedural_source(n:int, folder, seed:int=0, res:int=256, progress:bool=False) -> FaceSource:  # faces; cache folder; seed; side
+def procedural_source(n:int,                # faces
+                      folder,               # cache folder
+                      seed:int=0,           # random seed
+                      res:int=256,          # image side
+                      progress:bool=False,  # tqdm bar while rendering
+                     ) -> FaceSource:
     "`n` procedural TOY faces rendered into `folder` (reused when it already holds them) as a FaceSource."
     from jvcr.synthetic import render_to_dir
     folder = Path(folder)
@@ -176,8 +183,17 @@ class TrainingPool:
         return 'TrainingPool(' + ', '.join(f'{k}: {t} train / {v} val, w={self.weights[k]:g}' for k, (t, v) in self.sizes().items()) + ')'
 
 # %% ../nbs/05b_pool.ipynb #86b8acab
-def default_pool(root=None, rendered=None, procedural:int=0, cache=None, weights=None, val_fraction:float=0.1,
-                 seed:int=0, epoch_size:int|None=None, use_300w_lp:bool=True, limit:int|None=None) -> TrainingPool:  # data root; folder from `jvcr data render`; procedural faces to add; their cache folder; {source: weight}
+def default_pool(root=None,                 # data root
+                 rendered=None,             # folder from `jvcr data render`
+                 procedural:int=0,          # procedural faces to add
+                 cache=None,                # their cache folder (default: cache_dir())
+                 weights=None,              # {source: weight} (default: equal)
+                 val_fraction:float=0.1,    # share held out
+                 seed:int=0,                # split and procedural seed
+                 epoch_size:int|None=None,  # training faces per epoch (default: all)
+                 use_300w_lp:bool=True,     # add 300W_LP when the data root has it
+                 limit:int|None=None,       # only the first `limit` AFLW crops (quick checks)
+                ) -> TrainingPool:
     "A TrainingPool of every training source available under `root` (never AFLW2000-3D)."
     root = data_root(root)
     sources = {'aflw_fitted': aflw_fitted_source(root, limit=limit)}   # limit: the first N AFLW crops only (quick checks)

@@ -21,7 +21,9 @@ __all__ = ['POSE_NAMES', 'REFERENCE_FILE', 'POSE_SETS', 'DEFAULT_POSE_WEIGHTS', 
 # %% ../nbs/12c_pose.ipynb #acaf3225
 POSE_NAMES = ('yaw', 'pitch', 'roll')
 
-def pose_rotation(yaw, pitch, roll):  # degrees, scalars or broadcastable arrays
+def pose_rotation(yaw,    # degrees, scalar or broadcastable array
+                  pitch,  # degrees
+                  roll):  # degrees
     "The rotation (..., 3, 3) of AFLW2000-3D's convention, R = Rx(pitch) Ry(yaw) Rz(roll), model space (y up)."
     return pose_matrix(np.radians(pitch), np.radians(yaw), np.radians(roll))
 

@@ -28,7 +28,7 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
-    def forward(self, x):
+    def forward(self, x):  # (B, C, H, W) features
         residual = x
         out = self.conv1(self.relu(self.bn1(x)))
         out = self.conv2(self.relu(self.bn2(out)))
@@ -68,7 +68,7 @@ class RefHourglass(nn.Module):
         up2 = self.upsample(low3)
         return up1 + up2
 
-    def forward(self, x):
+    def forward(self, x):  # (B, C, H, W) features
         return self._hour_glass_forward(self.depth, x)
 
 # %% ../nbs/08a_reference_arch.ipynb #474335c3
@@ -110,7 +110,7 @@ class RefHourglassNet(nn.Module):
     def _make_fc(self, inplanes, outplanes):
         return nn.Sequential(nn.Conv2d(inplanes, outplanes, kernel_size=1, bias=True), nn.BatchNorm2d(inplanes), self.relu)
 
-    def forward(self, x):
+    def forward(self, x):  # (B, 3, 256, 256) input crops
         out = []
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer1(x)
@@ -145,7 +145,7 @@ class RefCoordRegressor(nn.Module):
         self.encoder = nn.ModuleList(encoder)
         self.fc_cord = nn.Linear(out_ch[-1], nParts * 3)
 
-    def forward(self, x):
+    def forward(self, x):  # (B, 1, 64, 64, 64) the last volume
         feat = x
         for i in range(self.depth):
             feat = self.encoder[i](feat)
@@ -161,14 +161,15 @@ class RefJVCR(nn.Module):
         self.pix2vox = RefHourglassNet(Bottleneck, len(depth_res), n_blocks, self.depth_res)
         self.vox2coord = RefCoordRegressor(n_points)
 
-    def forward(self, x):
+    def forward(self, x):  # (B, 3, 256, 256) input crops
         vox_list = self.pix2vox(x)
         voxel = vox_list[-1].unsqueeze(1)
         coord = self.vox2coord(voxel)[-1].view(x.size(0), -1, 3)
         return vox_list, coord
 
 # %% ../nbs/08a_reference_arch.ipynb #eaca735b
-def build_reference(depth_res=(1, 2, 4, 64)) -> RefJVCR:  # per-stack volume depths; the last must be 64 (the regressor is fixed at 64^3)
+def build_reference(depth_res=(1, 2, 4, 64),  # per-stack volume depths; the last must be 64 (the regressor is fixed at 64^3)
+                   ) -> RefJVCR:
     "The authors' architecture (256 features, depth-4 hourglasses, 256x256 input, 71 points) for `depth_res`."
     depth_res = tuple(int(d) for d in depth_res)
     if not depth_res or min(depth_res) < 1 or depth_res[-1] != 64:
@@ -228,7 +229,9 @@ def load_from_reference(our_model,     # a `jvcr.model.JVCR` to fill
     return our_model
 
 # %% ../nbs/08a_reference_arch.ipynb #d4fdf973
-def randomize_bn_stats(model:nn.Module, seed:int=0) -> nn.Module:
+def randomize_bn_stats(model:nn.Module,  # any torch module
+                       seed:int=0,       # random seed
+                      ) -> nn.Module:
     "Give every BatchNorm random running statistics and affine parameters (for parity checks)."
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -16,12 +16,13 @@ __all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'quick_parameters', 'd
 # %% ../nbs/14_reproduce.ipynb #b91bd750
 ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'test_time', 'table1', 'table2', 'figure4', 'benchmark')  # table2 and figure4 read aflw2000_3d's results; figure4 table1's
 
-def list_reproductions(root=None):
+def list_reproductions(root=None):  # a folder in the checkout (default: `repo_root()`)
     "Names of the reproduction notebooks (nbs/reproduce/*.ipynb), in run order: `ORDER`, then any other by name."
     names = {p.stem for p in (repo_root(root) / 'nbs' / 'reproduce').glob('*.ipynb')}
     return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
 
-def quick_parameters(root=None) -> dict:
+def quick_parameters(root=None,  # a folder in the checkout (default: `repo_root()`)
+                    ) -> dict:
     "The quick-scale parameter values per notebook, from nbs/reproduce/quick.json."
     p = repo_root(root) / 'nbs' / 'reproduce' / 'quick.json'
     return json.loads(p.read_text()) if p.exists() else {}
@@ -38,12 +39,19 @@ def device_kind(device:str='auto',  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
     if kind not in DEVICE_KINDS: raise ValueError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")
     return kind
 
-def device_parameters(device:str='cpu', root=None) -> dict:  # 'cpu' | 'cuda' (or anything `device_kind` takes)
+def device_parameters(device:str='cpu',  # 'cpu' | 'cuda' (or anything `device_kind` takes)
+                      root=None,         # a folder in the checkout (default: `repo_root()`)
+                     ) -> dict:
     "The real-scale parameter values per notebook on that kind of device, from nbs/reproduce/devices.json."
     p = repo_root(root) / 'nbs' / 'reproduce' / 'devices.json'
     return json.loads(p.read_text()).get(device_kind(device), {}) if p.exists() else {}
 
-def reproduction_parameters(name:str, quick:bool=False, device:str='cpu', parameters:dict|None=None, root=None) -> dict:  # notebook; quick scale?; device; values that win over both
+def reproduction_parameters(name:str,                   # notebook name
+                            quick:bool=False,           # quick scale?
+                            device:str='cpu',           # device
+                            parameters:dict|None=None,  # values that win over both
+                            root=None,                  # a folder in the checkout (default: `repo_root()`)
+                           ) -> dict:
     "The values papermill injects: the device's real scale (devices.json), then quick.json's when `quick`, then `parameters`."
     dev = device_parameters(device, root).get(name, {})
     p = {**dev, **(quick_parameters(root).get(name, {}) if quick else {})}
@@ -62,7 +70,10 @@ def check_reproductions(names=None,  # names asked for (None: all)
     return [n for n in known if n in names]
 
 # %% ../nbs/14_reproduce.ipynb #f3e90d05
-def write_results(path, parameters:dict, results:dict, **prov):  # results/NAME.json; echo of the parameters cell
+def write_results(path,             # results/NAME.json
+                  parameters:dict,  # echo of the parameters cell
+                  results:dict,     # JSON-able results
+                  **prov):          # `provenance` arguments
     "Write `{'parameters', 'results', 'provenance'}` as JSON (atomic) and return the path."
     return write_json(path, dict(parameters=parameters, results=results, provenance=provenance(**prov)))
 
@@ -81,8 +92,14 @@ def figures_dir(quick:bool,        # quick scale?
 class ReproductionError(RuntimeError):
     "A reproduction notebook failed: the message names the notebook, the cell, the error and the executed copy."
 
-def run_reproduction(name:str, quick:bool=False, parameters:dict|None=None, root=None,
-                     out_dir=None, progress:bool=True, device:str='cpu', lock:bool=True):  # name from list_reproductions(); extra parameter values (e.g. out_dir); checkout; folder of the executed notebook; tqdm; real scale of 'cpu' | 'cuda' | 'auto'; hold out_dir's lock (False: the caller holds it)
+def run_reproduction(name:str,                   # name from list_reproductions()
+                     quick:bool=False,           # quick.json's small scale
+                     parameters:dict|None=None,  # extra parameter values (e.g. out_dir)
+                     root=None,                  # checkout
+                     out_dir=None,               # folder of the executed notebook
+                     progress:bool=True,         # tqdm
+                     device:str='cpu',           # real scale of 'cpu' | 'cuda' | 'auto'
+                     lock:bool=True):            # hold out_dir's lock (False: the caller holds it)
     "Execute nbs/reproduce/NAME.ipynb with papermill; return (executed notebook, folder of its figures and results)."
     import papermill as pm
     root = repo_root(root)

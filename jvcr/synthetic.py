@@ -43,7 +43,9 @@ class Fragments:
     @property
     def mask(self): return self.tri >= 0
 
-    def interpolate(self, attr, tris, background=0.):  # (N, C) per-vertex values; (T, 3) the rasterised triangles
+    def interpolate(self, attr,      # (N, C) per-vertex values
+                    tris,            # (T, 3) the rasterised triangles
+                    background=0.):  # value where no triangle covers the pixel
         "Per-pixel attribute (H, W, C): the barycentric mix of the visible triangle's vertex values."
         attr = np.asarray(attr, dtype=np.float64)
         m = self.mask
@@ -222,7 +224,13 @@ CAP_DEPTH = 1.0e5                 # how far the back cap's apex sits behind the 
 CAP_COLOR = (0.12, 0.09, 0.07)    # albedo at the cap's apex (dark, like hair)
 
 # %% ../nbs/05_synthetic.ipynb #32619f25
-def _close_loop(V, C, T, loop, depth, colour, rings:int=1):  # mesh arrays; boundary loop; cap depth (model units); albedo; rings of the dome
+def _close_loop(V,             # mesh vertices
+                C,             # mesh colours
+                T,             # mesh triangles
+                loop,          # boundary loop
+                depth,         # cap depth (model units)
+                colour,        # albedo
+                rings:int=1):  # rings of the dome
     "Close a boundary loop with a dome of `rings` rings behind it (quarter ellipse, new vertices of one colour) and an apex."
     c, n = V[loop].mean(0), len(loop)
     th = np.linspace(0, np.pi / 2, rings + 1)[1:]
@@ -372,7 +380,11 @@ def random_background(rng,                  # np.random.Generator
     return bg
 
 # %% ../nbs/05_synthetic.ipynb #fc20f975
-def degrade(img, rng, blur=(0.4, 0.3, 1.6), noise=(0.5, 1.0, 8.0), jpeg=(0.5, 25, 90)):  # HxWx3 uint8; generator; (probability, low, high) each
+def degrade(img,                    # HxWx3 uint8
+            rng,                    # numpy Generator
+            blur=(0.4, 0.3, 1.6),   # (probability, low, high) radius in pixels
+            noise=(0.5, 1.0, 8.0),  # (probability, low, high) sigma in grey levels
+            jpeg=(0.5, 25, 90)):    # (probability, low, high) JPEG quality
     "Random Gaussian blur (radius px), additive Gaussian noise (sigma, grey levels) and JPEG re-encoding (quality); returns (image, applied)."
     applied = {}
     if rng.random() < blur[0]:
@@ -407,7 +419,14 @@ class RenderedFace:
 # %% ../nbs/05_synthetic.ipynb #d2181845
 def _as_rng(rng): return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
-def sample_pose(lm, rng, res:int=256, yaw_range=(-90, 90), pitch_range=(-30, 30), roll_range=(-30, 30), face_size=(0.45, 0.65), shift=0.06):
+def sample_pose(lm,                      # (N, 3) model-space landmarks
+                rng,                     # numpy Generator
+                res:int=256,             # image side
+                yaw_range=(-90, 90),     # degrees (low, high)
+                pitch_range=(-30, 30),   # degrees (low, high)
+                roll_range=(-30, 30),    # degrees (low, high)
+                face_size=(0.45, 0.65),  # landmark width / res (low, high)
+                shift=0.06):             # largest centre shift, fraction of res
     "Pose_Para (7,): uniform angles (degrees in), scale = face_size x res / landmark width, landmark box centred +- shift x res."
     ang = np.deg2rad([rng.uniform(*pitch_range), rng.uniform(*yaw_range), rng.uniform(*roll_range)])
     p = np.r_[ang, 0, 0, 0, rng.uniform(*face_size) * res / np.ptp(lm[:, 0])]
@@ -418,7 +437,16 @@ def sample_pose(lm, rng, res:int=256, yaw_range=(-90, 90), pitch_range=(-30, 30)
 
 def default_rasterizer(): return NumpyRasterizer()
 
-def render_mesh(mesh:FaceMesh, V, pose, rng, res:int=256, rasterizer=None, texture=None, light=None, background=None, degradation:bool=True):
+def render_mesh(mesh:FaceMesh,           # the face mesh
+                V,                       # (N, 3) deformed model-space vertices
+                pose,                    # Pose_Para (7,)
+                rng,                     # numpy Generator
+                res:int=256,             # image side
+                rasterizer=None,         # default: default_rasterizer()
+                texture=None,            # texture image for mesh.uv
+                light=None,              # dict(direction, ambient, diffuse, gain) (default: random)
+                background=None,         # HxWx3 floats in [0, 1] (default: random_background)
+                degradation:bool=True):  # apply `degrade` (blur, noise, JPEG)
     "Pose, light and rasterise deformed vertices `V` over a background; returns (image uint8, image-space verts, Fragments, params)."
     P = project(V, pose, res)
     fr = (rasterizer or default_rasterizer())(P, mesh.tris, res)

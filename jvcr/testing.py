@@ -11,7 +11,12 @@ import numpy as np
 __all__ = ['separated_points', 'brute_zbuffer', 'write_aflw_folder', 'random_batch']
 
 # %% ../nbs/00a_testing.ipynb #c9c782f4
-def separated_points(n:int, lo:float, hi:float, gap:float, seed:int=0) -> np.ndarray:  # points; box [lo, hi)^3; minimum distance; seed
+def separated_points(n:int,       # points
+                     lo:float,    # the box [lo, hi)^3: low end
+                     hi:float,    # high end
+                     gap:float,   # minimum distance
+                     seed:int=0,  # random seed
+                    ) -> np.ndarray:
     "(n, 3) random points in [lo, hi)^3, pairwise farther apart than `gap` (rejection sampling)."
     rng, out = np.random.default_rng(seed), []
     for _ in range(1000 * n):

@@ -51,7 +51,8 @@ def voxel_losses(vols,     # predicted volumes, one (B, d_i, R, R) per stack
     if len(vols) != len(targets): raise ValueError(f"{len(vols)} predicted volumes but {len(targets)} targets")
     return [F.mse_loss(v.float(), t.float()) for v, t in zip(vols, targets)]
 
-def coord_loss(coords, target):  # (B, N, 3) predicted and target coordinates (crop-256 px / 255)
+def coord_loss(coords,   # (B, N, 3) predicted coordinates (crop-256 px / 255)
+               target):  # (B, N, 3) target coordinates
     "L_coord: MSE over all coordinates."
     return F.mse_loss(coords.float(), target.float())
 
@@ -122,7 +123,8 @@ def make_optimizers(model,            # a TrainableModel
     return {k: cls(getattr(model, k).parameters(), lr=cfg.lr_at(0), weight_decay=cfg.weight_decay)
             for k in ('hourglass', 'regressor')}
 
-def set_lr(opts:dict, lr:float):
+def set_lr(opts:dict,  # {name: optimizer}
+           lr:float):  # the learning rate for every parameter group
     for o in opts.values():
         for g in o.param_groups: g['lr'] = lr
 
@@ -179,7 +181,8 @@ def _died_early(out:Path) -> bool:
     "Whether `out` holds only what a run leaves before its first checkpoint (no weights: nothing to lose by starting over)."
     return not any((out / f).exists() for f in ('last.pt', 'best.pt'))
 
-def _extension(old:dict, new:dict):  # stored and new training configs (plain dicts)
+def _extension(old:dict,   # stored training config (plain dict)
+               new:dict):  # new training config (plain dict)
     "(old, new) epochs of the last stage when `new` only lengthens the last stage of `old`, else None."
     if {k for k in set(old) | set(new) if k not in RUNTIME_FIELDS and old.get(k) != new.get(k)} != {'stages'}: return None
     o, n = old['stages'], new['stages']
@@ -246,11 +249,15 @@ class TrainState:
 
 class Callback:
     "Base class of training callbacks; every method is optional."
-    def on_train_begin(self, state:TrainState): pass
-    def on_step_end(self, state:TrainState, row:dict): pass      # after every step; `row` has the step's losses
-    def on_epoch_end(self, state:TrainState, row:dict): pass     # after validation and checkpoints
-    def on_checkpoint(self, state:TrainState, path:Path): pass   # after last.pt was written
-    def on_train_end(self, state:TrainState, summary:dict): pass
+    def on_train_begin(self, state:TrainState): pass  # the run so far
+    def on_step_end(self, state:TrainState,  # the run so far
+                    row:dict): pass          # the step's losses (called after every step)
+    def on_epoch_end(self, state:TrainState,  # the run so far
+                     row:dict): pass          # the epoch's metrics (called after validation and checkpoints)
+    def on_checkpoint(self, state:TrainState,  # the run so far
+                      path:Path): pass         # last.pt (called after it was written)
+    def on_train_end(self, state:TrainState,  # the run so far
+                     summary:dict): pass      # the run's summary
 
 
 # %% ../nbs/10_training.ipynb #a4dc50da

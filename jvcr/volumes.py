@@ -42,14 +42,18 @@ def _ref_kernel(sigma):
     j = np.arange(0, size, 1, float)
     return j, size // 2, np.exp(-(j - size // 2) ** 2 / (2 * sigma ** 2))
 
-def _ref_taps(p, n:int, sigma:float):  # (...) reference-frame coordinates (u - 0.5); axis length
+def _ref_taps(p,             # (...) reference-frame coordinates (u - 0.5)
+              n:int,         # axis length
+              sigma:float):  # Gaussian sigma
     "The reference's x/y window: integer centre int(p - 3 sigma) + 3 sigma, clipped like `draw_labelmap`."
     j, x0, g = _ref_kernel(sigma)
     ul, br = np.trunc(p - 3 * sigma)[..., None], np.trunc(p + 3 * sigma + 1)[..., None]
     i = ul + j
     return np.clip(i, 0, n - 1).astype(np.int64), g * ((i >= 0) & (i < n) & (i < br))
 
-def _ref_ztaps(k, d, sigma:float):  # (...) reference-frame depth bins (k - 0.5 + d/h); volume depth(s)
+def _ref_ztaps(k,             # (...) reference-frame depth bins (k - 0.5 + d/h)
+               d,             # volume depth(s)
+               sigma:float):  # Gaussian sigma
     "The reference's depth window: centre slice np.uint8(k) (truncate, wrap mod 256), clipped to [0, d)."
     j, x0, g = _ref_kernel(sigma)
     d = np.asarray(d, dtype=np.float64)[..., None]
@@ -169,13 +173,15 @@ def encode_volumes(pts,                  # (N, 3) or (B, N, 3) points in the cro
     return [buf[..., o:o + d, :, :] for o, d in zip(offs, depth_res)]
 
 # %% ../nbs/02_volumes.ipynb #1265b32f
-def coord_target(pts, scale:float=COORD_SCALE):  # (..., N, 3) points in the input-crop frame (256)
+def coord_target(pts,                       # (..., N, 3) points in the input-crop frame (256)
+                 scale:float=COORD_SCALE):  # divide by this
     "The coordinate target: input-crop coordinates / 255, as float32 tensor."
     p = torch.as_tensor(np.asarray(pts, dtype=np.float32) if not isinstance(pts, torch.Tensor) else pts).float()
     if p.ndim < 2 or p.shape[-1] != 3: raise ValueError(f"coord_target expects (..., N, 3) points, got {tuple(p.shape)}")
     return p / scale
 
-def coords_to_crop(coords, scale:float=COORD_SCALE):  # (..., N, 3) coordinates (model output or target)
+def coords_to_crop(coords,                    # (..., N, 3) coordinates (model output or target)
+                   scale:float=COORD_SCALE):  # multiply by this
     "Inverse of `coord_target`: back to input-crop pixels (same type as `coords`)."
     return coords * scale
 
@@ -318,7 +324,11 @@ def match_peaks(peaks,  # (K, 3) peaks
     return idx, peaks[idx] - pts
 
 # %% ../nbs/02_volumes.ipynb #a9d90aba
-def naive_volumes(pts, depth_res=DEPTH_RES, res:int=64, sigma:float=1.0, crop_px=None):  # (N, 3) crop-frame points
+def naive_volumes(pts,                  # (N, 3) crop-frame points
+                  depth_res=DEPTH_RES,  # depth of each volume
+                  res:int=64,           # volume side
+                  sigma:float=1.0,      # Gaussian sigma (voxels)
+                  crop_px=None):        # input crop side: adds the reference's d/crop_px depth shift (None: none)
     "The reference's targets, its way: one full volume per landmark, then max (slow; a baseline)."
     size = 6 * sigma + 1
     x = np.arange(0, size, 1, float); y = x[:, None]; x0 = size // 2
