@@ -171,7 +171,13 @@ def epoch_order(n:int,      # samples
 
 class EpochBatches:
     "Batch sampler of one epoch for one process: its share of each global batch, from batch `start` on."
-    def __init__(self, n:int, batch_size:int, seed:int, epoch:int, rank:int=0, world_size:int=1, start:int=0):
+    def __init__(self, n:int,       # faces in the dataset
+                 batch_size:int,    # global batch (all processes)
+                 seed:int,          # shuffle seed
+                 epoch:int,         # epoch (reshuffles)
+                 rank:int=0,        # this process's rank
+                 world_size:int=1,  # processes
+                 start:int=0):      # first batch (resuming mid-epoch)
         if batch_size % world_size: raise ValueError(f"global batch {batch_size} does not split over {world_size} processes")
         self.n, self.B, self.seed, self.epoch, self.rank, self.W, self.start = n, batch_size, seed, epoch, rank, world_size, start
         self.steps = n // batch_size                       # complete global batches

@@ -97,7 +97,9 @@ class FaceSample:
 # %% ../nbs/04_datasets.ipynb #3ed36a06
 class FaceSource(Sequence):
     "A named sequence of `FaceSample`s with `.skipped`: the (file, reason) pairs that could not be read."
-    def __init__(self, name:str, samples, skipped=()):
+    def __init__(self, name:str,  # source name
+                 samples,         # FaceSamples
+                 skipped=()):     # (file, reason) pairs that could not be read
         self.name, self.samples, self.skipped = name, list(samples), list(skipped)
     def __len__(self): return len(self.samples)
     def __getitem__(self, i):

@@ -28,9 +28,9 @@ def resolve_device(spec:str='auto',   # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
 @dataclass
 class DistInfo:
     "This process's place in a (possibly single-process) run."
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+    rank: int = 0         # this process (0: the one that writes)
+    world_size: int = 1   # processes in the run
+    local_rank: int = 0   # process index on this machine
     created: bool = False  # whether `train` started the process group (and so ends it)
 
 def dist_env() -> DistInfo:

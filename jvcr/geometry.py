@@ -78,11 +78,13 @@ def uncrop_points(pts,       # (..., N, 2|3) crop-frame points
     return np.stack(out, axis=-1)
 
 # %% ../nbs/01_geometry.ipynb #8644d3b6
-def _apply(self:CropTransform, pts, res:int=256):
+def _apply(self:CropTransform, pts,  # (..., 2|3) image points
+           res:int=256):             # crop side: 256 for the input crop, 64 for the volume grid
     "Image -> crop frame of resolution `res` (256 for the input crop, 64 for the volume grid)."
     return crop_points(pts, self.to_array(), res)
 
-def _invert(self:CropTransform, pts, res:int=256):
+def _invert(self:CropTransform, pts,  # (..., 2|3) crop-frame points
+            res:int=256):             # crop side: 256 for the input crop, 64 for the volume grid
     "Crop frame of resolution `res` -> image."
     return uncrop_points(pts, self.to_array(), res)
 

@@ -153,14 +153,15 @@ def _normaliser(gt, norm, eyes, points, n_in, ids):  # (B, N, D) used GT points;
     return d
 
 # %% ../nbs/03a_metrics.ipynb #2eb87df8
-def per_face_error(pred, gt,   # (B, N, D) or (N, D) predicted and true points (numpy or torch)
-                   *, dims:int=3,          # 3: x, y, z; 2: x, y only
-                   norm='box',             # 'box' (sqrt(w*h) of the GT 2D box), 'eyes' (3D), 'eyes2d', or (B,) values
-                   z_align:bool=True,      # shift predicted z to the GT mean depth (dims=3, align='none')
-                   align:str='none',       # 'none' or 'similarity' (Procrustes with scale, no reflection)
-                   points=None,            # index subset of the input points, e.g. SUBSET_3DFAW_66; None: all
-                   eyes=None,              # (i, j) eye-corner positions among the points used; None: 36, 45
-                   ids=None):              # (B,) face ids used in error messages; None: batch index
+def per_face_error(pred,               # (B, N, D) or (N, D) predicted points (numpy or torch)
+                   gt,                 # the true points, same shape
+                   *, dims:int=3,      # 3: x, y, z; 2: x, y only
+                   norm='box',         # 'box' (sqrt(w*h) of the GT 2D box), 'eyes' (3D), 'eyes2d', or (B,) values
+                   z_align:bool=True,  # shift predicted z to the GT mean depth (dims=3, align='none')
+                   align:str='none',   # 'none' or 'similarity' (Procrustes with scale, no reflection)
+                   points=None,        # index subset of the input points, e.g. SUBSET_3DFAW_66; None: all
+                   eyes=None,          # (i, j) eye-corner positions among the points used; None: 36, 45
+                   ids=None):          # (B,) face ids used in error messages; None: batch index
     "Normalised mean point-to-point error of every face: (B,) fractions, NaN for failed predictions."
     if dims not in (2, 3): raise ValueError(f"dims must be 2 or 3, got {dims!r}")
     if align not in ALIGNS: raise ValueError(f"unknown align {align!r}; known: {', '.join(ALIGNS)}")
@@ -336,7 +337,8 @@ def get_protocol(name):  # a name from PROTOCOLS, or a Protocol
     return PROTOCOLS[name]
 
 # %% ../nbs/03a_metrics.ipynb #ebb5f3b2
-def evaluate_all(pred, gt,                     # (B, N, 3) predictions and truth (numpy or torch)
+def evaluate_all(pred,                         # (B, N, 3) predictions (numpy or torch)
+                 gt,                           # (B, N, 3) truth
                  yaw=None,                     # (B,) yaw in degrees for the per-bin means
                  protocols=DEFAULT_PROTOCOLS,  # names (or Protocols) to compute
                  thresholds=(0.07, 0.10),      # CED AUC thresholds
@@ -366,9 +368,10 @@ class MetricAccumulator:
 
 # %% ../nbs/03a_metrics.ipynb #fe419c22
 @patch
-def update(self:MetricAccumulator, pred, gt,  # (B, N, 3) predictions and truth of one batch
-           yaw=None,                          # (B,) yaw in degrees; give it for every batch or for none
-           ids=None):                         # (B,) face ids; None: the running face index
+def update(self:MetricAccumulator, pred,  # (B, N, 3) predictions of one batch
+           gt,                            # (B, N, 3) truth of the batch
+           yaw=None,                      # (B,) yaw in degrees; give it for every batch or for none
+           ids=None):                     # (B,) face ids; None: the running face index
     "Add one batch of faces."
     pred, gt, _ = _as_faces(pred, gt, 2)
     ids = list(range(len(self), len(self) + len(gt))) if ids is None else _face_ids(ids, len(gt))

@@ -17,7 +17,9 @@ __all__ = ['Bottleneck', 'RefHourglass', 'RefHourglassNet', 'RefCoordRegressor',
 class Bottleneck(nn.Module):
     "pytorch-pose pre-activation bottleneck: `inplanes` -> `planes*2` channels."
     expansion = 2
-    def __init__(self, inplanes, planes, downsample=None):
+    def __init__(self, inplanes,    # input channels
+                 planes,            # bottleneck channels (output: x2)
+                 downsample=None):  # module for the skip path (None: identity)
         super().__init__()
         self.bn1 = nn.BatchNorm2d(inplanes)
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=True)
@@ -41,7 +43,10 @@ class Bottleneck(nn.Module):
 # %% ../nbs/08a_reference_arch.ipynb #9be47553
 class RefHourglass(nn.Module):
     "pytorch-pose `Hourglass`: nested ModuleLists, recursion in the forward pass."
-    def __init__(self, block, num_blocks, planes, depth):
+    def __init__(self, block,  # residual block class
+                 num_blocks,   # blocks per sequence
+                 planes,       # bottleneck channels
+                 depth):       # levels
         super().__init__()
         self.depth = depth
         self.upsample = nn.Upsample(scale_factor=2)
@@ -74,7 +79,10 @@ class RefHourglass(nn.Module):
 # %% ../nbs/08a_reference_arch.ipynb #474335c3
 class RefHourglassNet(nn.Module):
     "pytorch-pose `HourglassNet` with one output depth per stack (`num_classes` = depth_res)."
-    def __init__(self, block, num_stacks=4, num_blocks=1, num_classes=(1, 2, 4, 64)):
+    def __init__(self, block,                 # residual block class
+                 num_stacks=4,                # hourglasses
+                 num_blocks=1,                # blocks per sequence
+                 num_classes=(1, 2, 4, 64)):  # output depth of each stack (depth_res)
         super().__init__()
         self.inplanes, self.num_feats, self.num_stacks = 64, 128, num_stacks
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=True)
@@ -130,7 +138,7 @@ class RefHourglassNet(nn.Module):
 # %% ../nbs/08a_reference_arch.ipynb #2aae3f80
 class RefCoordRegressor(nn.Module):
     "The reference `coordRegressor`: 5 Conv3d stages on a (B, 1, 64, 64, 64) volume, then a linear layer."
-    def __init__(self, nParts=71):
+    def __init__(self, nParts=71):  # points regressed
         super().__init__()
         self.nParts, self.depth = nParts, 5
         in_ch, out_ch = [1, 64, 128, 256, 512], [64, 128, 256, 512, 256]
@@ -155,7 +163,9 @@ class RefCoordRegressor(nn.Module):
 # %% ../nbs/08a_reference_arch.ipynb #8e204aa0
 class RefJVCR(nn.Module):
     "The reference `pvcNet`: `pix2vox` (hourglass) + `vox2coord` (regressor); forward -> (volumes, (B, 71, 3))."
-    def __init__(self, depth_res=(1, 2, 4, 64), n_blocks=1, n_points=71):
+    def __init__(self, depth_res=(1, 2, 4, 64),  # per-stack volume depths (the last 64)
+                 n_blocks=1,                     # blocks per sequence
+                 n_points=71):                   # points regressed
         super().__init__()
         self.depth_res, self.n_blocks, self.n_points = tuple(depth_res), n_blocks, n_points
         self.pix2vox = RefHourglassNet(Bottleneck, len(depth_res), n_blocks, self.depth_res)

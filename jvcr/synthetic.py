@@ -185,7 +185,7 @@ class FaceMesh:
     deform: np.ndarray     # (N, 68) RBF weights: vertex offsets = deform @ landmark offsets
     colors: np.ndarray | None = None  # (N, 3) albedo in [0, 1] (or None: use uv and a texture)
     uv: np.ndarray | None = None      # (N, 2) texture coordinates in [0, 1]
-    name: str = ''
+    name: str = ''                   # what the mesh is (shown in its repr)
 
     @property
     def landmarks(self): return self.verts[self.keypoints]
@@ -482,10 +482,20 @@ def _record(source, img, P, fr, mesh, pose, prm, keep_mesh, res, **extra):
     return RenderedFace(img, pts, yaw, pitch, roll, _visible(pts, fr, 0.02 * res), dict(source=source, pose_para=pose, **extra, **prm), P if keep_mesh else None)
 
 # %% ../nbs/05_synthetic.ipynb #909a15a5
-def render_face(rng=None, model:FaceModel|None=None, dense:FaceMesh|None=None, res:int=256,  # seed or Generator; 68-point model; dense mesh (default: loaded)
-                yaw_range=(-90, 90), pitch_range=(-30, 30), roll_range=(-30, 30),  # degrees, uniform
-                face_size=(0.45, 0.65), shift:float=0.06, shape_scale:float=1.0, exp_scale:float=1.0,  # landmark width / res; centre jitter / res; std multipliers
-                rasterizer=None, degradation:bool=True, keep_mesh:bool=False):  # backend (default numpy); blur/noise/JPEG; keep image-space vertices
+def render_face(rng=None,                   # seed or Generator
+                model:FaceModel|None=None,  # 68-point face model (default: loaded)
+                dense:FaceMesh|None=None,   # dense mesh (default: loaded)
+                res:int=256,                # image side
+                yaw_range=(-90, 90),        # degrees (low, high), uniform
+                pitch_range=(-30, 30),      # degrees (low, high), uniform
+                roll_range=(-30, 30),       # degrees (low, high), uniform
+                face_size=(0.45, 0.65),     # landmark width / res (low, high)
+                shift:float=0.06,           # centre jitter / res
+                shape_scale:float=1.0,      # shape std multiplier
+                exp_scale:float=1.0,        # expression std multiplier
+                rasterizer=None,            # backend (default numpy)
+                degradation:bool=True,      # blur/noise/JPEG
+                keep_mesh:bool=False):      # keep image-space vertices
     "Render one BFM face (sampled shape, expression, pose, light, background, degradation) with its exact 68 3D points."
     rng = _as_rng(rng)
     fm = model if model is not None else load_face_model()
@@ -499,9 +509,17 @@ def render_face(rng=None, model:FaceModel|None=None, dense:FaceMesh|None=None, r
     return _record('bfm', img, P, fr, mesh, pose, prm, keep_mesh, res, alpha_shp=a_shp, alpha_exp=a_exp)
 
 # %% ../nbs/05_synthetic.ipynb #12d6570d
-def procedural_face(rng=None, res:int=256, yaw_range=(-90, 90), pitch_range=(-30, 30), roll_range=(-30, 30),  # seed or Generator; side; degrees
-                    face_size=(0.45, 0.65), shift:float=0.06, expression:float=1.0,  # as render_face; toy expression scale
-                    rasterizer=None, degradation:bool=True, keep_mesh:bool=False):
+def procedural_face(rng=None,                # seed or Generator
+                    res:int=256,             # image side
+                    yaw_range=(-90, 90),     # degrees (low, high), uniform
+                    pitch_range=(-30, 30),   # degrees (low, high), uniform
+                    roll_range=(-30, 30),    # degrees (low, high), uniform
+                    face_size=(0.45, 0.65),  # landmark width / res (low, high)
+                    shift:float=0.06,        # centre jitter / res
+                    expression:float=1.0,    # toy expression scale
+                    rasterizer=None,         # backend (default numpy)
+                    degradation:bool=True,   # blur/noise/JPEG
+                    keep_mesh:bool=False):   # keep image-space vertices
     "A TOY face that needs no data file: the procedural head rendered like `render_face`, same record (source='toy')."
     rng = _as_rng(rng)
     mesh = toy_head()

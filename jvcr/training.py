@@ -237,14 +237,14 @@ def sync_buffers(mods,             # modules
 @dataclass
 class TrainState:
     "What callbacks see: the run's position, model and folder."
-    config: TrainConfig
-    model: nn.Module
-    out: Path
-    epoch: int = 0
+    config: TrainConfig       # the training recipe
+    model: nn.Module          # the model being trained
+    out: Path                 # the run folder
+    epoch: int = 0            # current epoch (0-based)
     step_in_epoch: int = 0    # batches done in the current epoch
     global_step: int = 0      # batches done in all
-    rank: int = 0
-    world_size: int = 1
+    rank: int = 0             # this process
+    world_size: int = 1       # processes in the run
     stop: bool = False        # a callback sets it to end training after the current step (a checkpoint is written)
 
 class Callback:

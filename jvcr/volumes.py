@@ -246,12 +246,16 @@ def _stack_targets(p,         # crop-frame points of out_res
     if kw['target'] != 'compact': raise ValueError(f"target={kw['target']!r}: expected 'compact' or 'landmark2d'")
     return encode_volumes(p, kw['depth_res'], kw['out_res'], kw['sigma'], kw['quirks'], valid=valid, crop_px=crop_px)
 
-def make_targets(pts_img,                 # (N, 3) image-space points (x, y pixels; z larger = nearer)
-                 T:CropTransform,         # the sample's crop (after augmentation)
-                 depth_res=DEPTH_RES, in_res:int=256, out_res:int=64, sigma:float=1.0, quirks:str='none',
-                 valid=None,              # (N,) bool: False skips a point in the volumes (missing landmark)
-                 cfg=None,                # optional config with depth_res, in_res, out_res, sigma, quirks (and target)
-                 target:str='compact'):   # 'compact' volumes, or 'landmark2d': per-landmark 2D heatmaps (the two-stage baseline)
+def make_targets(pts_img,                # (N, 3) image-space points (x, y pixels; z larger = nearer)
+                 T:CropTransform,        # the sample's crop (after augmentation)
+                 depth_res=DEPTH_RES,    # depth of each stack's volume
+                 in_res:int=256,         # input crop side
+                 out_res:int=64,         # volume side
+                 sigma:float=1.0,        # Gaussian sigma (voxels)
+                 quirks:str='none',      # 'none' or 'reference' (the reference code's target quirks)
+                 valid=None,             # (N,) bool: False skips a point in the volumes (missing landmark)
+                 cfg=None,               # optional config with depth_res, in_res, out_res, sigma, quirks (and target)
+                 target:str='compact'):  # 'compact' volumes, or 'landmark2d': per-landmark 2D heatmaps (the two-stage baseline)
     "Targets of one face: (list of (d, out_res, out_res) float32 volumes, (N, 3) float32 coordinates)."
     kw = _from_cfg(cfg, dict(depth_res=depth_res, in_res=in_res, out_res=out_res, sigma=sigma, quirks=quirks, target=target))
     pts = np.asarray(pts_img, dtype=np.float64)
@@ -261,10 +265,16 @@ def make_targets(pts_img,                 # (N, 3) image-space points (x, y pixe
     vols = _stack_targets(crop_points(pts, params, kw['out_res']), kw, valid, T.size)
     return vols, coord_target(crop_points(pts, params, kw['in_res']))
 
-def make_targets_batch(pts_img,           # (B, N, 3) image-space points
-                       Ts,                # B CropTransforms, or their (B, 6) `to_array` parameters
-                       depth_res=DEPTH_RES, in_res:int=256, out_res:int=64, sigma:float=1.0, quirks:str='none',
-                       valid=None, cfg=None, target:str='compact'):
+def make_targets_batch(pts_img,                # (B, N, 3) image-space points
+                       Ts,                     # B CropTransforms, or their (B, 6) `to_array` parameters
+                       depth_res=DEPTH_RES,    # depth of each stack's volume
+                       in_res:int=256,         # input crop side
+                       out_res:int=64,         # volume side
+                       sigma:float=1.0,        # Gaussian sigma (voxels)
+                       quirks:str='none',      # 'none' or 'reference' (the reference code's target quirks)
+                       valid=None,             # (B, N) bool: False skips a point in the volumes
+                       cfg=None,               # optional config with depth_res, in_res, out_res, sigma, quirks (and target)
+                       target:str='compact'):  # 'compact' or 'landmark2d'
     "Targets of a batch in one call: (list of (B, d, R, R) volumes, (B, N, 3) coordinates)."
     kw = _from_cfg(cfg, dict(depth_res=depth_res, in_res=in_res, out_res=out_res, sigma=sigma, quirks=quirks, target=target))
     pts = np.asarray(pts_img, dtype=np.float64)
