@@ -17,7 +17,8 @@ __all__ = ['PRED_COLOR', 'GT_COLOR', 'CHROMIUM_NAMES', 'OFFLINE_FLAGS', 'read_pe
            'find_chromium', 'screenshot_html', 'plot_pixels', 'looks_drawn']
 
 # %% ../nbs/13b_browser.ipynb #f54d61e8
-def read_per_face_csv(path) -> dict:  # a CSV written by `jvcr evaluate --per-face`
+def read_per_face_csv(path,  # a CSV written by `jvcr evaluate --per-face`
+                     ) -> dict:
     "The per-face CSV as arrays: ids, yaw, yaw_bin (None when the run had no yaw) and {protocol: (n,) errors}."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"per-face CSV not found: {path}")
@@ -41,7 +42,9 @@ def read_per_face_csv(path) -> dict:  # a CSV written by `jvcr evaluate --per-fa
                 yaw_bin=np.array(col['yaw_bin'], dtype=str) if 'yaw_bin' in col else None, errors={p: num(p) for p in protos})
 
 # %% ../nbs/13b_browser.ipynb #8559a832
-def load_run(per_face_csv, predictions_npz) -> dict:  # `jvcr evaluate --per-face` CSV; its `--predictions` .npz
+def load_run(per_face_csv,     # `jvcr evaluate --per-face` CSV
+             predictions_npz,  # its `--predictions` .npz
+            ) -> dict:
     "The CSV's columns and the saved predictions of the same faces, in the CSV's order; `ValueError` naming both files when they do not match."
     pf, pr = read_per_face_csv(per_face_csv), load_predictions(predictions_npz)
     both = f"per-face CSV {per_face_csv} and predictions {predictions_npz}"
@@ -65,7 +68,11 @@ PRED_COLOR, GT_COLOR = '#e41a1c', '#377eb8'  # predicted: red, ground truth: blu
 
 class EvalBrowser:
     "Browse an evaluation run: a per-face CSV and the predictions saved beside it (`jvcr evaluate --per-face ... --predictions ...`)."
-    def __init__(self, per_face_csv, predictions_npz, checkpoint=None, root=None, faces=None):  # CSV; .npz; for the volumes (default: the run's); data root the images are under now; FaceSamples with the images (toy faces)
+    def __init__(self, per_face_csv,  # CSV
+                 predictions_npz,     # .npz
+                 checkpoint=None,     # for the volumes (default: the run's)
+                 root=None,           # data root the images are under now
+                 faces=None):         # FaceSamples with the images (toy faces)
         self.csv, self.npz = Path(per_face_csv), Path(predictions_npz)
         self.run = load_run(per_face_csv, predictions_npz)
         self.ids, self.info, self.protocols = [str(k) for k in self.run['ids']], self.run['info'], list(self.run['errors'])
@@ -75,7 +82,8 @@ class EvalBrowser:
     def __len__(self): return len(self.ids)
     def __repr__(self): return f"EvalBrowser({len(self)} faces of {self.info.get('dataset', '?')}, {self.info.get('predictor', '?')}; {self.csv.name}, {self.npz.name})"
 
-    def index(self, face) -> int:  # index in the run or face id
+    def index(self, face,  # index in the run or face id
+             ) -> int:
         "The run index of `face`."
         if isinstance(face, (int, np.integer)) and not isinstance(face, bool):
             if not -len(self) <= face < len(self): raise IndexError(f"face index {face} outside the run's {len(self)} faces")
@@ -89,7 +97,8 @@ def _errors(self:EvalBrowser, protocol=None):
     if p not in self.run['errors']: raise ValueError(f"protocol {p!r} is not in {self.csv} (it has {', '.join(self.protocols)})")
     return self.run['errors'][p]
 
-def _percent_range(r) -> tuple:  # (lo, hi) as given to `select`
+def _percent_range(r,  # (lo, hi) as given to `select`
+                  ) -> tuple:
     "(lo, hi) in percent, checked: two finite numbers, 0 <= lo <= hi, hi above 1 (at most 1 reads as the old fraction form)."
     try: lo, hi = (float(v) for v in r)
     except (TypeError, ValueError): raise ValueError(f"error_range {r!r}: give (lo, hi) in percent, e.g. (5, 100)") from None
@@ -99,7 +108,11 @@ def _percent_range(r) -> tuple:  # (lo, hi) as given to `select`
                                  "for the best faces sort with worst_first=False")
     return lo, hi
 
-def _select(self:EvalBrowser, sort_by:str|None=None, worst_first:bool=True, yaw_bin:str|None=None, error_range=None) -> np.ndarray:  # protocol (default: the CSV's first); order; one of BIN_NAMES (None: every face); (lo, hi) errors kept, in percent as `label` and `jvcr evaluate` print them, e.g. (5, 100)
+def _select(self:EvalBrowser, sort_by:str|None=None,  # protocol (default: the CSV's first)
+            worst_first:bool=True,                    # order
+            yaw_bin:str|None=None,                    # one of BIN_NAMES (None: every face)
+            error_range=None,                         # (lo, hi) errors kept, in percent as `label` and `jvcr evaluate` print them, e.g. (5, 100)
+           ) -> np.ndarray:
     "Run indices of the faces that pass the filters, sorted by error."
     e = _errors(self, sort_by)
     keep = np.ones(len(self), bool)
@@ -114,7 +127,9 @@ def _select(self:EvalBrowser, sort_by:str|None=None, worst_first:bool=True, yaw_
     idx = np.flatnonzero(keep)
     return idx[np.argsort(-key[idx] if worst_first else key[idx], kind='stable')]
 
-def _label(self:EvalBrowser, i, protocol=None) -> str:  # face; protocol
+def _label(self:EvalBrowser, i,  # face
+           protocol=None,        # protocol
+          ) -> str:
     "One line for face `i`: id, error (%), yaw."
     i, e = self.index(i), _errors(self, protocol)[self.index(i)]
     yaw = '' if self.run['yaw'] is None else f"  yaw {self.run['yaw'][i]:+.0f}"
@@ -127,7 +142,9 @@ def _polylines(p, k):
     "Coordinate k of the skeleton's polylines through points p, None between lines (one plotly trace)."
     return [None if j is None else float(p[j, k]) for line in SKELETON for j in [*line, None]]
 
-def _face_figure(self:EvalBrowser, face, protocol=None, height:int=520):  # index or id; the error in the title (default: the CSV's first)
+def _face_figure(self:EvalBrowser, face,  # index or id
+                 protocol=None,           # the error in the title (default: the CSV's first)
+                 height:int=520):         # figure height (pixels)
     "Plotly figure of one face: 2D points and a 3D view of predicted (red) against ground-truth (blue) points, with the skeleton."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -151,7 +168,8 @@ def _face_figure(self:EvalBrowser, face, protocol=None, height:int=520):  # inde
 EvalBrowser.face_figure = _face_figure
 
 # %% ../nbs/13b_browser.ipynb #897ffca2
-def _image(self:EvalBrowser, face) -> np.ndarray:  # index or id
+def _image(self:EvalBrowser, face,  # index or id
+          ) -> np.ndarray:
     "The face's image (HxWx3 uint8): from `faces`, else the file the predictions name (under `root` if the data moved)."
     from jvcr.datasets import load_image
     i = self.index(face); fid = self.ids[i]
@@ -165,7 +183,9 @@ def _image(self:EvalBrowser, face) -> np.ndarray:  # index or id
     if not p.is_file(): raise FileNotFoundError(f"image of face {fid!r} not found: {p} (give root=, the data root, or faces=)")
     return load_image(p)
 
-def _points_figure(self:EvalBrowser, face, image:bool=True, size:float=3.5):  # index or id; draw the photo under the points; inches
+def _points_figure(self:EvalBrowser, face,  # index or id
+                   image:bool=True,         # draw the photo under the points
+                   size:float=3.5):         # inches
     "Matplotlib figure: predicted (red) and ground-truth (blue) 2D points with the skeleton, on the image if `image`."
     from matplotlib.figure import Figure
     i = self.index(face)
@@ -179,7 +199,8 @@ def _points_figure(self:EvalBrowser, face, image:bool=True, size:float=3.5):  # 
 EvalBrowser.image, EvalBrowser.points_figure = _image, _points_figure
 
 # %% ../nbs/13b_browser.ipynb #1636617a
-def _volumes(self:EvalBrowser, face, tol:float=1e-3):  # index or id; largest allowed difference from the saved points (pixels)
+def _volumes(self:EvalBrowser, face,  # index or id
+             tol:float=1e-3):         # largest allowed difference from the saved points (pixels)
     "(68, 3) points and the predicted volumes [(d_i, R, R) per stack] of one face, recomputed from the checkpoint."
     from jvcr.shipped import resolve_checkpoint
     from jvcr.model import load_checkpoint
@@ -197,7 +218,9 @@ def _volumes(self:EvalBrowser, face, tol:float=1e-3):  # index or id; largest al
                          "not the checkpoint (or image) of this run")
     return pts[0], [v[0] for v in vols]
 
-def _slices_figure(self:EvalBrowser, face, n:int=5, stack:int=-1):  # index or id; depth slices shown; which volume (-1: the finest)
+def _slices_figure(self:EvalBrowser, face,  # index or id
+                   n:int=5,                 # depth slices shown
+                   stack:int=-1):           # which volume (-1: the finest)
     "Matplotlib figure: front max-projection of the face's predicted volume and `n` depth slices across its extent."
     from matplotlib.figure import Figure
     from jvcr.inspect import plot_depth_slice
@@ -213,7 +236,10 @@ def _slices_figure(self:EvalBrowser, face, n:int=5, stack:int=-1):  # index or i
 EvalBrowser.volumes, EvalBrowser.slices_figure = _volumes, _slices_figure
 
 # %% ../nbs/13b_browser.ipynb #308d359d
-def _export_html(self:EvalBrowser, face, path, protocol=None, overwrite:bool=False):  # index or id; target .html; the error in the title; replace an existing file?
+def _export_html(self:EvalBrowser, face,  # index or id
+                 path,                    # target .html
+                 protocol=None,           # the error in the title
+                 overwrite:bool=False):   # replace an existing file?
     "Write one face's `face_figure` as HTML with plotly.min.js beside it (opens offline); returns the path."
     from plotly.offline import get_plotlyjs
     from jvcr.core import atomic_write, check_outputs
@@ -235,7 +261,12 @@ def find_chromium() -> str|None:
     if env: return env if shutil.which(env) else None
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
-def screenshot_html(html, png, size=(1000, 800), budget_ms:int=5000, timeout:float=120, chromium=None):  # local .html; output .png; window (w, h); virtual time for scripts; seconds; executable
+def screenshot_html(html,                # local .html
+                    png,                 # output .png
+                    size=(1000, 800),    # window (w, h)
+                    budget_ms:int=5000,  # virtual time for scripts
+                    timeout:float=120,   # seconds
+                    chromium=None):      # executable
     "Screenshot a local HTML page in headless Chromium with the network off; returns the PNG path."
     exe = chromium or find_chromium()
     if exe is None: raise FileNotFoundError("no Chromium found (apt-get install chromium, or set JVCR_CHROMIUM)")
@@ -249,14 +280,19 @@ def screenshot_html(html, png, size=(1000, 800), budget_ms:int=5000, timeout:flo
     if not png.is_file(): raise RuntimeError(f"Chromium wrote no screenshot of {html} (exit {r.returncode}): {r.stderr[-400:]}")
     return png
 
-def plot_pixels(png, tol:int=40) -> dict:  # a screenshot; colour distance counted as the same colour
+def plot_pixels(png,         # a screenshot
+                tol:int=40,  # colour distance counted as the same colour
+               ) -> dict:
     "What a screenshot shows: the share of non-white pixels and the pixel counts of the predicted and ground-truth colours."
     from PIL import Image
     a = np.asarray(Image.open(png).convert('RGB'), dtype=np.int32)
     near = lambda hexc: int((np.abs(a - [int(hexc[j:j + 2], 16) for j in (1, 3, 5)]).max(-1) <= tol).sum())
     return dict(nonwhite=round(float((a.min(-1) < 240).mean()), 4), pred=near(PRED_COLOR), gt=near(GT_COLOR))
 
-def looks_drawn(stats:dict, min_nonwhite:float=0.02, min_pixels:int=100) -> bool:  # from `plot_pixels`
+def looks_drawn(stats:dict,               # from `plot_pixels`
+                min_nonwhite:float=0.02,  # least share of non-white pixels
+                min_pixels:int=100,       # least pixels of each point colour
+               ) -> bool:
     "Whether a screenshot shows a drawn plot: enough ink, and both point colours."
     return stats['nonwhite'] >= min_nonwhite and stats['pred'] >= min_pixels and stats['gt'] >= min_pixels
 
