@@ -134,7 +134,11 @@ class _Problem:
         self.S0 = float(np.sqrt(np.prod(np.ptp(model.mean[:, :2], 0))))
         self.s0 = st.size0 / self.S0
 
-    def cost(self, R, s, t, a, c):  # pose, scale, shift, coefficients; residual scale 1/(sigma s S0)
+    def cost(self, R,  # (N, 3, 3) pose
+             s,        # (N,) scale
+             t,        # (N, 2) shift
+             a,        # (N, 50) coefficients
+             c):       # (N,) residual scale 1/(sigma s S0)
         "Per-face cost (N,), the 21 model points (N, 21, 3) and the residuals (N, 21, 2)."
         X = self.X0 + np.einsum('jck,nk->njc', self.B, a)
         r = s[:, None, None] * np.einsum('nij,npj->npi', R[:, :2], X) + t[:, None] - self.q
@@ -142,7 +146,13 @@ class _Problem:
         return c ** 2 * np.einsum('nj,nji->n', self.w, r ** 2) + prior, X, r
 
 # %% ../nbs/05a_aflw_labels.ipynb #5e9215a5
-def _lm(pb:_Problem, R, s, t, a, n_iter:int, rigid:bool=False):  # problem; start pose (N,3,3), (N,), (N,2), (N,50)
+def _lm(pb:_Problem,        # problem
+        R,                  # start pose (N, 3, 3)
+        s,                  # start scale (N,)
+        t,                  # start shift (N, 2)
+        a,                  # start coefficients (N, 50)
+        n_iter:int,         # iterations
+        rigid:bool=False):  # pose only (coefficients fixed)
     "Levenberg-Marquardt on pose (+ coefficients unless rigid); returns R, s, t, a, final cost."
     N, P = len(pb.q), 6 if rigid else 56
     lam = np.full(N, 1e-3)
@@ -195,7 +205,10 @@ def _angles(R):  # (N, 3, 3) rotations of the 3DDFA convention
     return np.degrees(np.stack([np.arctan2(R[:, 1, 2], R[:, 2, 2]), yaw, np.arctan2(R[:, 0, 1], R[:, 0, 0])], -1))
 
 # %% ../nbs/05a_aflw_labels.ipynb #a29ebd17
-def _fit_batch(q, w, model:FaceModel, st:FitSettings):  # (N, 21, 2) y-up targets; (N, 21) weights
+def _fit_batch(q,                # (N, 21, 2) y-up targets
+               w,                # (N, 21) weights
+               model:FaceModel,  # face model
+               st:FitSettings):  # fit constants
     "Fit one batch; returns the 68 points (N, 68, 3), angles (N, 3), size (N,), residual (N,), coefficients (N, 50)."
     pb = _Problem(q, w, model, st)
     N = len(q)
@@ -237,7 +250,10 @@ def synthetic_21(model:FaceModel,     # face model
     return cam(X21)[..., :2], cam(X68), yaw
 
 # %% ../nbs/05a_aflw_labels.ipynb #4c18eed3
-def _check(fit, n_points, model:FaceModel, st:FitSettings):  # batch fit; (N,) visible non-ear points
+def _check(fit,              # batch fit
+           n_points,         # (N,) visible non-ear points
+           model:FaceModel,  # face model
+           st:FitSettings):  # fit constants
     "Per-face failure reasons 'kind: detail' ('' = ok); kinds: few points, not finite, residual, size, shape."
     z = np.sqrt((((fit['coef'] - model.param_mean[12:]) / model.param_std[12:]) ** 2).mean(-1))
     finite = np.isfinite(fit['pts']).all((1, 2)) & np.isfinite(fit['residual']) & np.isfinite(z)

@@ -132,7 +132,12 @@ def similarity_align(pred,              # (..., N, D) prediction
 NORMS = ('box', 'eyes', 'eyes2d')
 ALIGNS = ('none', 'similarity')
 
-def _normaliser(gt, norm, eyes, points, n_in, ids):  # (B, N, D) used GT points; see per_face_error
+def _normaliser(gt,      # (B, N, D) used GT points
+                norm,    # as per_face_error
+                eyes,    # as per_face_error
+                points,  # as per_face_error
+                n_in,    # points before the subset
+                ids):    # as per_face_error
     "Per-face normaliser (B,), validated: finite and > 0."
     if isinstance(norm, str):
         if norm == 'box': d = box_size(gt)
