@@ -8,8 +8,8 @@ import argparse, csv, io, json, os, sys, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['read_boxes_csv', 'predict_command', 'add_predict_parser', 'export_command', 'add_export_parser', 'build_parser',
-           'main']
+__all__ = ['IMAGE_SUFFIXES', 'expand_inputs', 'read_boxes_csv', 'predictions_text', 'predict_command', 'add_predict_parser',
+           'export_command', 'add_export_parser', 'build_parser', 'main']
 
 # %% ../nbs/15_cli.ipynb #0af8687f
 def _at_least(a, low:int, *names):  # parsed arguments; the smallest allowed value; option names (dest)
@@ -245,6 +245,31 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
     lb.set_defaults(func=_data_labels)
 
 
+# %% ../nbs/15_cli.ipynb #846f9f3e
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')   # what a folder given to predict contributes
+
+def expand_inputs(inputs) -> list:  # command-line inputs: image files, folders, @lists, glob patterns
+    "The image files named by `inputs`, in order: a folder's image files (sorted), an @list's lines, a pattern's matches; `ValueError` naming an input that names nothing."
+    import glob
+    out = []
+    for s in map(str, inputs):
+        p = Path(s[1:]) if s.startswith('@') else Path(s)
+        if s.startswith('@'):
+            try: lines = [l.strip() for l in p.read_text(encoding='utf-8-sig').splitlines()]
+            except (OSError, UnicodeDecodeError) as e: raise ValueError(f"cannot read the image list {p}: {e}") from None
+            out += [str(p.parent / l) if not Path(l).is_absolute() else l for l in lines if l and not l.startswith('#')]
+        elif p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith('.') and f.is_file())
+            if not found: raise ValueError(f"folder {p} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
+        elif not p.exists() and any(c in s for c in '*?['):
+            found = sorted(glob.glob(s))
+            if not found: raise ValueError(f"the pattern {s!r} matches no file")
+            out += found
+        else: out.append(s)                                   # a file (a missing one is named when it is read)
+    if not out: raise ValueError("no images given")
+    return out
+
 # %% ../nbs/15_cli.ipynb #09d1cdaf
 def read_boxes_csv(path, images) -> list:  # boxes.csv (image,x0,y0,x1,y1; UTF-8, a byte-order mark allowed); the images as given
     "One box per image from a CSV (None where it has none); an image matches its row as given or relative to the CSV; a row matching no image is an error naming it."
@@ -268,92 +293,100 @@ def read_boxes_csv(path, images) -> list:  # boxes.csv (image,x0,y0,x1,y1; UTF-8
     return [table.get(str(i), table.get(str(Path(str(i)).resolve()))) for i in images]
 
 # %% ../nbs/15_cli.ipynb #587a72d6
-def _predictions_text(out, images, res) -> str:
-    "The JSON or CSV text of the images that succeeded."
-    from jvcr.landmarks import N_LANDMARKS
-    ok = [(str(im), p, b, sc) for im, p, b, sc in zip(images, res.points, res.boxes, res.scores) if p is not None]
-    if out.suffix.lower() == '.json':
-        obj = {}
-        for im, p, b, sc in ok:
-            obj[im], obj[f"{im}#box"] = p.tolist(), list(b)
-            if sc is not None: obj[f"{im}#score"] = sc          # the box came from the face detector
-        return json.dumps(obj, indent=1) + '\n'
+def predictions_text(records:list, suffix:str, model:dict) -> str:  # `Predictor.predict`'s records; '.json' or '.csv'; {'name', 'sha256'} of the model
+    "The JSON or CSV text of the records (`jvcr.inference`, \"The records\"): one entry per image in JSON, one row per face in CSV."
+    from jvcr.inference import PHOTO_SCHEMA, PREDICTION_CONVENTION, FACE_COLUMNS, face_json, face_row
+    from jvcr.video import POSE_CONVENTION
+    meta = dict(schema=PHOTO_SCHEMA, model=model, convention=PREDICTION_CONVENTION, pose=POSE_CONVENTION)
+    if suffix == '.json':
+        imgs = [json.dumps(dict(image=r['image'], width=r['width'], height=r['height'], error=r['error'], faces=[face_json(f) for f in r['faces']]))
+                for r in records]
+        return json.dumps(meta, indent=1)[:-2] + ',\n "images": [\n  ' + ',\n  '.join(imgs) + '\n ]\n}\n'
     s = io.StringIO(); w = csv.writer(s, lineterminator='\n')
-    w.writerow(['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'box_score'] + [f"{c}{k}" for k in range(N_LANDMARKS) for c in 'xyz'])
-    for im, p, b, sc in ok: w.writerow([im, *map(repr, b), '' if sc is None else repr(sc), *map(repr, p.reshape(-1).tolist())])
+    s.write(f"# schema={meta['schema']}; model={model['name']}; sha256={model['sha256']}; convention: {meta['convention']}; {meta['pose']}\n")
+    w.writerow(['image', 'width', 'height', 'error', *FACE_COLUMNS])
+    for r in records:
+        head = [r['image'], r['width'] or '', r['height'] or '', r['error'] or '']
+        w.writerows([head + face_row(f) for f in r['faces']] or [head + [''] * len(FACE_COLUMNS)])
     return s.getvalue()
 
 # %% ../nbs/15_cli.ipynb #b7c1a006
 def _predict_outputs(a) -> tuple:  # parsed arguments of `jvcr predict`
-    "(--out, overlay files or None), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
+    "(the images, --out, overlay files or None, the checkpoint), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
     from jvcr.core import check_outputs
     from jvcr.inference import _overlay_names
     from jvcr.shipped import resolve_checkpoint
-    out = Path(a.out)
+    out, images = Path(a.out), expand_inputs(a.images)
     if out.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"--out {out}: give a .json or .csv file name")
     if a.batch < 1: raise ValueError(f"--batch must be a positive integer, got {a.batch}")
     if a.max_pixels is not None and a.max_pixels < 1: raise ValueError(f"--max-pixels must be a positive integer, got {a.max_pixels}")
+    if not 0 < a.min_score < 1: raise ValueError(f"--min-score must lie in (0, 1), got {a.min_score}")
     ov = None
     if a.overlay:
         if Path(a.overlay).exists() and not Path(a.overlay).is_dir(): raise ValueError(f"--overlay {a.overlay} is a file, not a folder")
-        ov = [Path(a.overlay) / n for n in _overlay_names(a.images)]
+        ov = [Path(a.overlay) / n for n in _overlay_names(images)]
     ckpt = resolve_checkpoint(a.checkpoint)
-    check_outputs({'--out': out, '--overlay': ov}, {'IMAGE': list(a.images), '--boxes': a.boxes, '--checkpoint': ckpt}, a.overwrite)
-    return out, ov, ckpt
+    check_outputs({'--out': out, '--overlay': ov}, {'IMAGE': images, '--boxes': a.boxes, '--checkpoint': ckpt}, a.overwrite)
+    return images, out, ov, ckpt
 
 # %% ../nbs/15_cli.ipynb #5cefa119
 def predict_command(a) -> int:  # parsed arguments of `jvcr predict`
     "Run `jvcr predict`: 0 when every image was predicted, 1 when some failed (the others are written; nothing when all failed)."
     from jvcr.core import atomic_write
-    from jvcr.inference import Predictor, SmallFaceWarning, draw_points, _pil_guard_off
-    out, overlays, ckpt = _predict_outputs(a)
-    if a.box: boxes = [tuple(a.box)] * len(a.images)
-    elif a.boxes: boxes = read_boxes_csv(a.boxes, a.images)
-    else: boxes = [None] * len(a.images)                       # every box from the face detector
-    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels)
-    if any(b is None for b in boxes):
-        try: pred.detector                                      # MediaPipe missing: status 2 before any work
+    from jvcr.detect import FaceDetector
+    from jvcr.inference import Predictor, SmallFaceWarning, draw_faces
+    from jvcr.video import model_identity
+    images, out, overlays, ckpt = _predict_outputs(a)
+    boxes = [tuple(a.box)] * len(images) if a.box else read_boxes_csv(a.boxes, images) if a.boxes else [None] * len(images)
+    det = None
+    if any(b is None for b in boxes):                           # MediaPipe missing: status 2 before any work
+        try: det = FaceDetector(min_score=a.min_score)
         except ImportError as e: raise ImportError(f"{sum(b is None for b in boxes)} image(s) without a box (--box or --boxes): {e}") from None
+    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels, detector=det)
     with warnings.catch_warnings(record=True) as small:
         warnings.simplefilter('always', SmallFaceWarning)
-        res = pred.predict_files(a.images, boxes, a.batch, progress=not a.no_progress and len(a.images) > 4)
+        recs = pred.predict(images, boxes, faces=a.faces, errors='skip', batch_size=a.batch, progress=not a.no_progress and len(images) > 4)
     for w in small: print(f"jvcr predict: warning: {w.message}", file=sys.stderr)
-    failures, n_ok = list(res.failures), sum(p is not None for p in res.points)
-    if n_ok: atomic_write(out, lambda f: f.write(_predictions_text(out, a.images, res)), mode='w')
-    for im, f, p, b in zip(a.images, overlays or [], res.points, res.boxes):
-        if p is None: continue
-        try:
-            with _pil_guard_off(): atomic_write(f, lambda fh: draw_points(im, p, b).save(fh, format='PNG'))   # read once already, within --max-pixels
-        except (OSError, ValueError) as e: failures.append((im, f"{im}: overlay not written: {e}"))
-    for _, msg in failures: print(f"jvcr predict: {msg}", file=sys.stderr)
-    n_det = sum(s is not None for s in res.scores)
-    print((f"wrote {n_ok} of {len(a.images)} predictions to {out}" if n_ok else f"no image was predicted: nothing written to {out}")
-          + (f" ({n_det} with the face detector's box)" if n_det else "") + (f"; {len(failures)} failed (listed on stderr)" if failures else ""))
+    ok = [r for r in recs if r['error'] is None]
+    failures = [r['error'] for r in recs if r['error'] is not None]
+    if ok: atomic_write(out, lambda f: f.write(predictions_text(recs, out.suffix.lower(), model_identity(pred, a.checkpoint))), mode='w')
+    for im, f, r in zip(images, overlays or [], recs):
+        if r['error'] is not None: continue
+        try: atomic_write(f, lambda fh: draw_faces(im, r).save(fh, format='PNG'))   # read once already, within --max-pixels
+        except (OSError, ValueError) as e: failures.append(f"{im}: overlay not written: {e}")
+    for msg in failures: print(f"jvcr predict: {msg}", file=sys.stderr)
+    n_faces, n_det = sum(len(r['faces']) for r in ok), sum(f['source'] == 'detector' for r in ok for f in r['faces'])
+    print((f"wrote {n_faces} faces of {len(ok)} of {len(images)} images to {out}" if ok else f"no image was predicted: nothing written to {out}")
+          + (f" ({n_det} found by the face detector)" if n_det else "") + (f"; {len(failures)} failed (listed on stderr)" if failures else ""))
     return 1 if failures else 0
 
 # %% ../nbs/15_cli.ipynb #22077cac
 def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
     "Add the `predict` subcommand to a `jvcr` parser; returns it."
-    from jvcr.inference import PREDICTION_CONVENTION, MAX_PIXELS
-    p = subparsers.add_parser('predict', help='68 3D landmarks of the face in each image (JSON or CSV)',
-                              description='Predict 68 3D landmarks per image from a tight face box, given or found by the face detector '
-                              "(MediaPipe: pip install 'jvcr[detect]'). " + PREDICTION_CONVENTION + '.')
-    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (any format PIL reads)')
+    from jvcr.inference import PREDICTION_CONVENTION, MAX_PIXELS, FACES
+    from jvcr.detect import DETECT_INSTALL
+    p = subparsers.add_parser('predict', help='68 3D landmarks and head pose of every face in each image (JSON or CSV)',
+                              description='Predict 68 3D landmarks and the head pose of every face, from tight face boxes given or found by the face '
+                              f'detector ({DETECT_INSTALL}). ' + PREDICTION_CONVENTION + '.')
+    p.add_argument('images', nargs='+', metavar='INPUT', help="image files (any format PIL reads), folders (their image files), @list.txt "
+                   "(one path per line) or glob patterns")
     g = p.add_mutually_exclusive_group()
     g.add_argument('--box', nargs=4, type=float, metavar=('X0', 'Y0', 'X1', 'Y1'),
                    help="tight face box (the 68 landmarks' 2D bounding box) in image pixels, for every image "
-                   "(default: the face detector's box per image)")
+                   "(default: the face detector's faces)")
     g.add_argument('--boxes', metavar='CSV', help='a CSV with columns image,x0,y0,x1,y1: one box per image '
-                   '(image as given here, or a path relative to the CSV; UTF-8, a byte-order mark allowed); images without a row get the detector\'s box, '
+                   '(image as given here, or a path relative to the CSV; UTF-8, a byte-order mark allowed); images without a row get the detector\'s faces, '
                    'a row matching no image is an error')
     p.add_argument('--checkpoint', default='default', help="a checkpoint written by jvcr (loaded weights-only), or the name of "
                    "weights shipped with jvcr (default: 'default'; non-commercial research terms: jvcr.shipped.WEIGHTS_TERMS)")
     p.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto')
-    p.add_argument('--batch', type=int, default=8, help='images per forward pass')
+    p.add_argument('--faces', choices=FACES, default='all', help="every face the detector finds (default), or the largest only")
+    p.add_argument('--min-score', type=float, default=0.5, metavar='S', help='the face detector keeps faces scoring at least S (default 0.5)')
+    p.add_argument('--batch', type=int, default=8, help='faces per forward pass (from any images)')
     p.add_argument('--out', required=True, metavar='PREDS.json|PREDS.csv',
-                   help='JSON {image: 68 [x, y, z], "image#box": box, "image#score": detector score} or CSV '
-                   '(image, box_x0..box_y1, box_score, x0, y0, z0, ... z67)')
-    p.add_argument('--overlay', metavar='DIR', help='also write a PNG per image with the points drawn (DIR/STEM.png; never over an input image)')
+                   help='JSON (schema, model, conventions, one entry per image with its faces) or CSV (one row per face: '
+                   'image, width, height, error, face, source, score, box_x0..box_y1, yaw, pitch, roll, x0, y0, z0, ... z67)')
+    p.add_argument('--overlay', metavar='DIR', help='also write a PNG per image with every face drawn: points, skeleton, box, head-pose axes (DIR/STEM.png; never over an input image)')
     p.add_argument('--overwrite', action='store_true', help='replace an existing --out file and overlay PNGs')
     p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, metavar='N', help=f'refuse image files above N pixels before decoding (default {MAX_PIXELS}, PIL\'s own limit)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')

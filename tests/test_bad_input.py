@@ -375,7 +375,8 @@ def test_boxes_csv_with_bom(tmp_path, capsys, ckpt, photos):
     (tmp_path / 'excel.csv').write_bytes(('image,x0,y0,x1,y1\r\nphotos/me.png,' + ','.join(map(str, box)) + '\r\n').encode('utf-8-sig'))
     code, _, err = predict(capsys, me, '--boxes', tmp_path / 'excel.csv', '--checkpoint', ckpt, '--out', tmp_path / 'p.json')
     assert code == 0, err
-    assert json.loads((tmp_path / 'p.json').read_text())[f'{me}#box'] == list(box)
+    f = json.loads((tmp_path / 'p.json').read_text())['images'][0]['faces'][0]
+    assert f['source'] == 'given' and f['box'] == [round(v, 3) for v in box], (f['box'], box)
 
 
 @pytest.mark.parametrize('flag', ['--threads', '--batch', '--runs'])
@@ -438,19 +439,23 @@ def test_predict_bad_python_inputs(ckpt, images, boxes, want):
 
 
 class FixedBox:
-    "A stand-in face detector: the same box for every image."
-    def face_box(self, img, name): return (20., 20., 70., 70.), 0.9
+    "A stand-in face detector: the same face in every image."
+    def __init__(self, min_score=0.5): pass
+    def face_boxes(self, img, name):
+        from jvcr.detect import Detection
+        return [Detection((20., 20., 70., 70.), 0.9)]
 
 
 def test_four_images_without_boxes_are_four(tmp_path, capsys, ckpt, monkeypatch):
     imgs = []
     for i in range(4):
         Image.new('RGB', (96, 96), (120, 120, 120)).save(tmp_path / f'{i}.png'); imgs.append(tmp_path / f'{i}.png')
-    r = ji.Predictor.from_checkpoint(ckpt, detector=FixedBox()).predict_files(imgs, [None] * 4)
-    assert not r.failures and r.scores == [0.9] * 4
-    monkeypatch.setattr(ji, 'FaceDetector', FixedBox)
+    r = ji.Predictor.from_checkpoint(ckpt, detector=FixedBox()).predict(imgs, [None] * 4, errors='skip')
+    assert [x['error'] for x in r] == [None] * 4 and [f['score'] for x in r for f in x['faces']] == [0.9] * 4
+    import jvcr.detect
+    monkeypatch.setattr(jvcr.detect, 'FaceDetector', FixedBox)
     code, out, err = predict(capsys, *imgs, '--checkpoint', ckpt, '--out', tmp_path / 'p.json')
-    assert code == 0 and 'one box' not in err and 'wrote 4 of 4 predictions' in out
+    assert code == 0 and 'one box' not in err and 'wrote 4 faces of 4 of 4 images' in out
 
 
 def png_header(path, w, h):
@@ -478,7 +483,7 @@ def test_108_megapixel_photo_reads_without_pil_warning(tmp_path, ckpt):
     Image.new('L', (12000, 9000), 100).save(p, compress_level=1)
     with warnings.catch_warnings():
         warnings.simplefilter('error', Image.DecompressionBombWarning)
-        pts = ji.Predictor.from_checkpoint(ckpt).predict(p, (5000, 4000, 5400, 4400))
+        pts = ji.Predictor.from_checkpoint(ckpt).predict_points(p, (5000, 4000, 5400, 4400))
     assert pts.shape == (1, 68, 3) and np.isfinite(pts).all()
     with pytest.raises(ValueError, match=r'wide.png: 12000x9000 is 108 megapixels.*max_pixels=100000000'):
         ji.Predictor.from_checkpoint(ckpt, max_pixels=100_000_000).predict(p, (5000, 4000, 5400, 4400))

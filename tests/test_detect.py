@@ -170,39 +170,69 @@ def ckpt(tmp_path_factory):
 
 
 def test_predictor_uses_the_detector(det, toy, ckpt, tmp_path):
-    "predict without boxes: the detector's box, recorded with its score; the same box given gives the same points."
+    "predict without boxes: the detector's faces, each recorded with its score; the same box given gives the same points."
     pred = ji.Predictor.from_checkpoint(ckpt, detector=det)
-    pts, used, score = pred.predict(toy.image, return_boxes=True)
-    assert pts.shape == (1, 68, 3) and used.shape == (1, 4) and 0.5 < score[0] <= 1
-    fct.test_close(used[0], det.face_box(toy.image).box, eps=1e-9)
-    fct.test_eq(pred.predict(toy.image, used[0]), pts)
-    pts2, vols, used2, score2 = pred.predict([toy.image, toy.image], [_lm_box(toy.pts), None], return_volumes=True, return_boxes=True)
-    assert len(vols) == 2 and np.isnan(score2[0]) and score2[1] == score[0]
-    fct.test_close(used2[0], _lm_box(toy.pts), eps=1e-12)
+    f = pred.predict(toy.image)[0]['faces']
+    assert len(f) == 1 and f[0]['source'] == 'detector' and 0.5 < f[0]['score'] <= 1
+    fct.test_close(f[0]['box'], det.face_box(toy.image).box, eps=1e-9)
+    fct.test_eq(pred.predict(toy.image, f[0]['box'])[0]['faces'][0]['points'], f[0]['points'])
+    fct.test_eq(pred.predict_points(toy.image), f[0]['points'][None])            # the array form: the same face
+    r2 = pred.predict([toy.image, toy.image], [_lm_box(toy.pts), None])
+    fct.test_eq([(x['faces'][0]['source'], x['faces'][0]['score']) for x in r2], [('given', None), ('detector', f[0]['score'])])
     with pytest.raises(ValueError, match=r'image 1 \(ndarray\): no face found'): pred.predict([toy.image, np.zeros((64, 64, 3), np.uint8)])
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / 'blank.png')
-    r = pred.predict_files([toy.image, tmp_path / 'blank.png'])
-    assert r.points[0] is not None and r.points[1] is None and r.scores[0] == score[0] and r.scores[1] is None
-    assert r.failures[0][1].startswith(f"{tmp_path / 'blank.png'}: no face found")
+    r = pred.predict([toy.image, tmp_path / 'blank.png'], errors='skip')
+    assert len(r[0]['faces']) == 1 and r[1]['faces'] == [] and r[1]['error'].startswith(f"{tmp_path / 'blank.png'}: no face found")
+
+
+@pytest.fixture(scope='module')
+def three_faces():
+    "A 400x400 photo of three faces: the public-domain astronaut's face, mirrored and repeated on a 2x2 grid (one tile grey)."
+    from jvcr.datasets import load_image
+    c = load_image(Path(__file__).parent / 'fixtures' / 'astronaut.jpg')[:200, 130:330]
+    return np.concatenate([np.concatenate([c, c[:, ::-1]], 1), np.concatenate([np.full_like(c, 128), c], 1)], 0)
+
+
+def test_every_face_of_a_group_photo(det, three_faces, tmp_path, capsys):
+    "Three faces give three records, largest first, each in its own tile; faces='largest' keeps one; the overlay draws all three."
+    pred = ji.Predictor.from_checkpoint('default', detector=det)
+    rec = pred.predict(three_faces)[0]
+    fct.test_eq((len(rec['faces']), [f['id'] for f in rec['faces']]), (3, [0, 1, 2]))
+    tiles = sorted((int(np.mean(f['points'][:, 0]) // 200), int(np.mean(f['points'][:, 1]) // 200)) for f in rec['faces'])
+    fct.test_eq(tiles, [(0, 0), (1, 0), (1, 1)])                                   # each face's points lie in its own tile
+    areas = [(f['box'][2] - f['box'][0]) * (f['box'][3] - f['box'][1]) for f in rec['faces']]
+    assert areas == sorted(areas, reverse=True), areas
+    for f in rec['faces']: assert abs(f['yaw']) < 30 and np.isfinite([f['pitch'], f['roll']]).all(), f
+    one = pred.predict(three_faces, faces='largest')[0]['faces']
+    fct.test_eq((len(one), one[0]['box']), (1, rec['faces'][0]['box']))
+    drawn = np.asarray(ji.draw_faces(three_faces, rec)).astype(int) - three_faces
+    for tx, ty in tiles: assert np.abs(drawn[ty * 200:(ty + 1) * 200, tx * 200:(tx + 1) * 200]).sum() > 0
+    assert np.abs(drawn[200:, :200]).sum() == 0                                   # the grey tile: nothing drawn
+    Image.fromarray(three_faces).save(tmp_path / 'group.jpg')
+    assert main(['predict', str(tmp_path / 'group.jpg'), '--out', str(tmp_path / 'g.csv'), '--no-progress']) == 0
+    rows = (tmp_path / 'g.csv').read_text().splitlines()[2:]
+    fct.test_eq([r.split(',')[4] for r in rows], ['0', '1', '2'])
+    assert 'wrote 3 faces of 1 of 1 images' in capsys.readouterr().out
 
 
 def test_cli_without_boxes(det, toy, ckpt, tmp_path, capsys):
-    "jvcr predict without --box: JSON gets '#box' and '#score' per image, CSV a box_score; a CSV without a row for an image detects it."
+    "jvcr predict without --box: each face the detector finds, with its box and score; a CSV without a row for an image detects it."
     Image.fromarray(toy.image).save(tmp_path / 'a.png')
     Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(tmp_path / 'blank.png')
     want = det.face_box(toy.image)
     args = lambda imgs, out, *x: ['predict', *map(str, imgs), '--checkpoint', str(ckpt), '--out', str(out), '--no-progress', *x]
     assert main(args([tmp_path / 'a.png', tmp_path / 'blank.png'], tmp_path / 'p.json')) == 1
-    out, a = json.loads((tmp_path / 'p.json').read_text()), str(tmp_path / 'a.png')
-    assert sorted(out) == sorted([a, f'{a}#box', f'{a}#score'])
-    fct.test_close(out[f'{a}#box'], want.box, eps=1e-9); fct.test_close(out[f'{a}#score'], want.score, eps=1e-12)
+    out = json.loads((tmp_path / 'p.json').read_text())['images']
+    fct.test_eq([(r['image'], len(r['faces'])) for r in out], [(str(tmp_path / 'a.png'), 1), (str(tmp_path / 'blank.png'), 0)])
+    f = out[0]['faces'][0]
+    fct.test_close(f['box'], want.box, eps=1e-3); fct.test_close(f['score'], want.score, eps=1e-12)
     o = capsys.readouterr()
-    assert 'wrote 1 of 2 predictions' in o.out and '1 with the face detector' in o.out
+    assert 'wrote 1 faces of 1 of 2 images' in o.out and '1 found by the face detector' in o.out
     assert o.err.strip() == f"jvcr predict: {tmp_path / 'blank.png'}: no face found by the face detector (MediaPipe short-range, min score 0.5); pass a tight face box (x0, y0, x1, y1) for it"
     box = _lm_box(toy.pts)
     (tmp_path / 'boxes.csv').write_text(f"image,x0,y0,x1,y1\na.png,{','.join(map(str, box))}\n")
     b = tmp_path / 'b.png'; Image.fromarray(toy.image).save(b)
     assert main(args([tmp_path / 'a.png', b], tmp_path / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
-    rows = list(csv.DictReader((tmp_path / 'p.csv').read_text().splitlines()))
-    assert [r['box_score'] for r in rows][0] == '' and float(rows[1]['box_score']) == pytest.approx(want.score)
-    fct.test_close([float(rows[1][k]) for k in ('box_x0', 'box_y0', 'box_x1', 'box_y1')], want.box, eps=1e-9)
+    rows = list(csv.DictReader((tmp_path / 'p.csv').read_text().splitlines()[1:]))
+    assert [r['source'] for r in rows] == ['given', 'detector'] and rows[0]['score'] == '' and float(rows[1]['score']) == pytest.approx(want.score, abs=1e-4)
+    fct.test_close([float(rows[1][k]) for k in ('box_x0', 'box_y0', 'box_x1', 'box_y1')], want.box, eps=1e-3)

@@ -45,10 +45,10 @@ def test_image_files_of_every_kind(tmp_path, pred, face):
              'rgba.png': Image.fromarray(np.dstack([rgb, np.full(gray.shape, 128, np.uint8)])),
              'g16.png': Image.fromarray(gray.astype(np.uint16) * 257)}
     for name, im in files.items(): im.save(tmp_path / name)
-    pts = pred.predict([tmp_path / n for n in files], [box] * len(files), batch_size=1)
+    pts = pred.predict_points([tmp_path / n for n in files], [box] * len(files), batch_size=1)
     assert pts.shape == (5, 68, 3) and np.isfinite(pts).all()
     fct.test_close(pts[..., 2].mean(-1), 0, eps=1e-9)
-    same = pred.predict([rgb, rgb, gray, rgb, gray], [box] * 5, batch_size=1)
+    same = pred.predict_points([rgb, rgb, gray, rgb, gray], [box] * 5, batch_size=1)
     for i in (0, 2, 3, 4): fct.test_eq(pts[i], same[i])     # lossless files: the very pixels
     assert np.abs(pts[1] - same[1]).max() < 5                 # JPEG: close, not equal
 
@@ -58,16 +58,19 @@ def test_array_forms_agree(pred, face):
     rgb, box = face.image, _box(face)
     forms = [rgb, rgb / 255., (rgb / 255.).astype(np.float32), rgb.astype(np.uint16) * 257,
              np.dstack([rgb, np.zeros(rgb.shape[:2], np.uint8)]), Image.fromarray(rgb)]
-    pts = pred.predict(forms, [box] * len(forms), batch_size=1)
+    pts = pred.predict_points(forms, [box] * len(forms), batch_size=1)
     for p in pts[1:]: fct.test_eq(p, pts[0])
 
 
 def test_volumes_and_batches(pred, face):
     "return_volumes gives one (N, d_i, R, R) per stack; a 4-d array is a batch; batch size changes only float rounding."
     rgb, box = face.image, _box(face)
-    pts, vols = pred.predict(np.stack([rgb] * 3), [box] * 3, return_volumes=True, batch_size=2)
+    pts, vols = pred.predict_points(np.stack([rgb] * 3), [box] * 3, return_volumes=True, batch_size=2)
     fct.test_eq([v.shape for v in vols], [(3, 2, 16, 16), (3, 16, 16, 16)])
-    fct.test_close(pred.predict([rgb] * 3, [box] * 3, batch_size=3), pts, eps=1e-4)
+    fct.test_close(pred.predict_points([rgb] * 3, [box] * 3, batch_size=3), pts, eps=1e-4)
+    recs = pred.predict(np.stack([rgb] * 3), [box] * 3, batch_size=2)
+    fct.test_close(np.stack([r['faces'][0]['points'] for r in recs]), pts, eps=1e-4)
+    fct.test_eq([r['image'] for r in recs], [0, 1, 2])
 
 
 @pytest.mark.parametrize('name,content,expect', [
@@ -116,8 +119,8 @@ def test_no_box_without_mediapipe(monkeypatch, pred, face):
     fresh = ji.Predictor(pred.model)
     fct.test_fail(lambda: fresh.predict(face.image), contains="pip install 'jvcr[detect]'")
     fct.test_fail(lambda: fresh.predict([face.image, face.image], [_box(face), None]), contains="pip install 'jvcr[detect]'")
-    fct.test_fail(lambda: fresh.predict_files([face.image]), contains="pip install 'jvcr[detect]'")
-    assert fresh.predict(face.image, _box(face)).shape == (1, 68, 3)
+    fct.test_fail(lambda: fresh.predict([face.image], errors='skip'), contains="pip install 'jvcr[detect]'")
+    assert fresh.predict_points(face.image, _box(face)).shape == (1, 68, 3)
 
 
 def test_bad_checkpoints(tmp_path):
@@ -127,54 +130,97 @@ def test_bad_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match='not a jvcr checkpoint'): ji.Predictor.from_checkpoint(tmp_path / 'foreign.pt')
 
 
-def test_predict_files_keeps_the_good_ones(tmp_path, pred, face):
-    "One bad file among good ones: the others get their points, the bad one is a failure naming it."
+def test_skip_keeps_the_good_ones(tmp_path, pred, face):
+    "One bad file among good ones (errors='skip'): the others get their faces, the bad one a record with its error naming it."
     rgb, box = face.image, _box(face)
     Image.fromarray(rgb).save(tmp_path / 'a.png')
     (tmp_path / 'b.jpg').write_bytes(b'junk')
-    r = pred.predict_files([tmp_path / 'a.png', tmp_path / 'b.jpg', tmp_path / 'a.png'], [box, box, (0, 0, 0, 0)], batch_size=8)
-    assert r.points[0] is not None and r.points[1] is None and r.points[2] is None
-    fct.test_eq([f[0] for f in r.failures], [tmp_path / 'b.jpg', tmp_path / 'a.png'])
-    assert str(tmp_path / 'b.jpg') in r.failures[0][1] and 'zero or negative size' in r.failures[1][1]
+    r = pred.predict([tmp_path / 'a.png', tmp_path / 'b.jpg', tmp_path / 'a.png'], [box, box, (0, 0, 0, 0)], errors='skip', batch_size=8)
+    fct.test_eq([(len(x['faces']), x['error'] is None) for x in r], [(1, True), (0, False), (0, False)])
+    fct.test_eq([x['image'] for x in r], [str(tmp_path / n) for n in ('a.png', 'b.jpg', 'a.png')])
+    assert str(tmp_path / 'b.jpg') in r[1]['error'] and 'zero or negative size' in r[2]['error']
+    fct.test_eq((r[0]['width'], r[0]['height'], r[1]['width']), (96, 96, None))
+
+
+def test_exif_turned_photo_gives_the_upright_points(tmp_path, pred, face):
+    "A photo stored turned with an EXIF orientation tag gives the upright photo's points, size and overlay."
+    rgb, box = face.image, _box(face)
+    Image.fromarray(rgb).save(tmp_path / 'up.png')
+    for tag, turn in ((6, Image.Transpose.ROTATE_90), (3, Image.Transpose.ROTATE_180), (8, Image.Transpose.ROTATE_270)):
+        im = Image.fromarray(rgb).transpose(turn)
+        ex = im.getexif(); ex[0x0112] = tag
+        im.save(tmp_path / f'turned{tag}.png', exif=ex)        # lossless: the very pixels, turned
+        r = pred.predict([tmp_path / 'up.png', tmp_path / f'turned{tag}.png'], [box, box])
+        fct.test_eq((r[1]['width'], r[1]['height']), (96, 96))
+        fct.test_close(r[1]['faces'][0]['points'], r[0]['faces'][0]['points'], eps=1e-4)
+        fct.test_eq(np.asarray(ji.draw_faces(tmp_path / f'turned{tag}.png', r[1])), np.asarray(ji.draw_faces(tmp_path / 'up.png', r[0])))
 
 
 def _argv(images, ckpt, out, *extra): return ['predict', *map(str, images), '--checkpoint', str(ckpt), '--out', str(out), '--no-progress', *extra]
 
 
 def test_cli_json_and_csv(tmp_path, ckpt, pred, face, capsys):
-    "JSON: {image: 68 [x, y, z], 'image#box': box}; CSV: one row per image; --box for every image; overlays."
+    "JSON: schema, model, conventions, one entry per image with its faces; CSV: one row per face from the same records; --box; overlays."
     rgb, box = face.image, _box(face)
     Image.fromarray(rgb).save(tmp_path / 'a.png')
     Image.fromarray(rgb[:, ::-1]).save(tmp_path / 'b.png')
     imgs = [tmp_path / 'a.png', tmp_path / 'b.png']
-    ref = pred.predict(imgs, [box, box])
+    ref = pred.predict_points(imgs, [box, box])
     assert main(_argv(imgs, ckpt, tmp_path / 'p.json', '--box', *map(str, box), '--overlay', str(tmp_path / 'ov'))) == 0
     out = json.loads((tmp_path / 'p.json').read_text())
-    fct.test_eq(sorted(out), sorted([str(imgs[0]), f"{imgs[0]}#box", str(imgs[1]), f"{imgs[1]}#box"]))
-    fct.test_close(np.array(out[str(imgs[1])]), ref[1], eps=1e-4)
-    fct.test_close(out[f"{imgs[0]}#box"], list(box), eps=1e-12)
+    fct.test_eq((out['schema'], out['convention'], out['model']['name']), (ji.PHOTO_SCHEMA, ji.PREDICTION_CONVENTION, str(ckpt)))
+    from jvcr.core import sha256_file
+    fct.test_eq(out['model']['sha256'], sha256_file(ckpt))
+    fct.test_eq([(r['image'], r['width'], r['height'], r['error'], len(r['faces'])) for r in out['images']], [(str(i), 96, 96, None, 1) for i in imgs])
+    f = out['images'][1]['faces'][0]
+    fct.test_close(np.array(f['points']), ref[1], eps=1e-3)
+    fct.test_close(f['box'], list(box), eps=1e-3)
+    fct.test_eq((f['id'], f['source'], f['score'], sorted(f)), (0, 'given', None, ['box', 'id', 'pitch', 'points', 'roll', 'score', 'source', 'yaw']))
     fct.test_eq(sorted(p.name for p in (tmp_path / 'ov').iterdir()), ['a.png', 'b.png'])
     fct.test_eq(Image.open(tmp_path / 'ov' / 'a.png').size, (96, 96))
     (tmp_path / 'boxes.csv').write_text(f"image,x0,y0,x1,y1\na.png,{','.join(map(str, box))}\n{imgs[1]},{','.join(map(str, box))}\n")
     assert main(_argv(imgs, ckpt, tmp_path / 'sub' / 'p.csv', '--boxes', str(tmp_path / 'boxes.csv'))) == 0
-    rows = list(csv.reader((tmp_path / 'sub' / 'p.csv').read_text().splitlines()))
-    fct.test_eq((len(rows), len(rows[0])), (3, 1 + 5 + 68 * 3))
-    fct.test_eq(rows[0][:9], ['image', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'box_score', 'x0', 'y0', 'z0'])
-    fct.test_eq((rows[1][0], rows[1][5]), (str(imgs[0]), ''))   # a given box has no detector score
-    fct.test_close(np.array(rows[2][6:], dtype=float).reshape(68, 3), ref[1], eps=1e-4)
-    assert 'wrote 2 of 2' in capsys.readouterr().out
+    lines = (tmp_path / 'sub' / 'p.csv').read_text().splitlines()
+    assert lines[0].startswith(f"# schema={ji.PHOTO_SCHEMA}; model={ckpt}; sha256={sha256_file(ckpt)}"), lines[0]
+    rows = list(csv.reader(lines[1:]))
+    fct.test_eq((len(rows), len(rows[0])), (3, 4 + len(ji.FACE_COLUMNS)))
+    fct.test_eq(rows[0][:8], ['image', 'width', 'height', 'error', 'face', 'source', 'score', 'box_x0'])
+    fct.test_eq((rows[1][0], rows[1][4:7]), (str(imgs[0]), ['0', 'given', '']))   # a given box has no detector score
+    fct.test_close(np.array(rows[2][14:], dtype=float).reshape(68, 3), ref[1], eps=1e-3)
+    js_face = out['images'][1]['faces'][0]                                         # the same record in both files
+    fct.test_eq([float(v) for v in rows[2][7:14]], [*js_face['box'], js_face['yaw'], js_face['pitch'], js_face['roll']])
+    assert 'wrote 2 faces of 2 of 2 images' in capsys.readouterr().out
+
+
+def test_cli_folder_list_and_pattern(tmp_path, ckpt, face, capsys):
+    "`jvcr predict DIR`, @list.txt and a quoted glob pattern name the same images; a folder without images is status 2."
+    box = [str(v) for v in _box(face)]
+    (tmp_path / 'photos').mkdir(); (tmp_path / 'empty').mkdir()
+    for n in ('b.png', 'a.jpg'): Image.fromarray(face.image).save(tmp_path / 'photos' / n)
+    (tmp_path / 'photos' / 'notes.txt').write_text('not an image')
+    (tmp_path / 'list.txt').write_text('photos/a.jpg\n\n# a comment\nphotos/b.png\n')
+    got = {}
+    for k, inp in enumerate([str(tmp_path / 'photos'), f"@{tmp_path / 'list.txt'}", str(tmp_path / 'photos' / '*.*g')]):
+        assert main(_argv([inp], ckpt, tmp_path / f'p{k}.json', '--box', *box)) == 0
+        got[k] = [r['image'] for r in json.loads((tmp_path / f'p{k}.json').read_text())['images']]
+    fct.test_eq(got[0], [str(tmp_path / 'photos' / n) for n in ('a.jpg', 'b.png')])
+    fct.test_eq(got[1], got[0]); fct.test_eq(got[2], got[0])
+    capsys.readouterr()
+    assert main(_argv([tmp_path / 'empty'], ckpt, tmp_path / 'e.json', '--box', *box)) == 2
+    assert 'holds no image files' in capsys.readouterr().err
 
 
 def test_cli_one_bad_file(tmp_path, ckpt, face, capsys):
-    "A bad file among good ones: the others are written, the bad one is one line on stderr, exit status 1."
+    "A bad file among good ones: the others are written, the bad one is one line on stderr and a record with its error, exit status 1."
     box = _box(face)
     for n in ('a', 'c'): Image.fromarray(face.image).save(tmp_path / f'{n}.png')
     (tmp_path / 'b.png').write_bytes(b'\x89PNG broken')
     imgs = [tmp_path / n for n in ('a.png', 'b.png', 'c.png', 'd.png')]  # d.png: a box in the CSV, no file
     (tmp_path / 'boxes.csv').write_text('image,x0,y0,x1,y1\n' + ''.join(f"{n},{','.join(map(str, box))}\n" for n in 'abcd' for n in [f'{n}.png']))
     assert main(_argv(imgs, ckpt, tmp_path / 'p.json', '--boxes', str(tmp_path / 'boxes.csv'))) == 1
-    out = json.loads((tmp_path / 'p.json').read_text())
-    fct.test_eq(sorted(k for k in out if '#' not in k), [str(imgs[0]), str(imgs[2])])
+    out = json.loads((tmp_path / 'p.json').read_text())['images']
+    fct.test_eq([len(r['faces']) for r in out], [1, 0, 1, 0])
+    assert str(imgs[1]) in out[1]['error'] and f'image not found: {imgs[3]}' in out[3]['error']
     err = capsys.readouterr().err.strip().splitlines()
     fct.test_eq(len(err), 2)
     assert str(imgs[1]) in err[0] and f'image not found: {imgs[3]}' in err[1]
@@ -189,7 +235,7 @@ def test_cli_checks_before_work(tmp_path, ckpt, face, capsys, monkeypatch):
              (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'file' / 'p.json', '--box', *box), 'is a file, not a folder'),
              (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json', '--box', *box, '--overlay', str(tmp_path / 'file')), 'is a file, not a folder'),
              (_argv([tmp_path / 'a.png'], tmp_path / 'none.pt', tmp_path / 'p.json', '--box', *box), 'no such checkpoint'),
-             (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json'), "1 image(s) without a box (--box or --boxes): face detection needs the optional extra: pip install 'jvcr[detect]'")]
+             (_argv([tmp_path / 'a.png'], ckpt, tmp_path / 'p.json'), "1 image(s) without a box (--box or --boxes): face detection needs MediaPipe's face detector")]
     for k, (argv, msg) in enumerate(cases):
         if k == len(cases) - 1: _no_mediapipe(monkeypatch)
         assert main(argv) == 2, argv
@@ -209,7 +255,7 @@ def test_parity_with_model_predictor(real_data, tmp_path):
     mp, pr = ModelPredictor(load_checkpoint(path)[0]), ji.Predictor.from_checkpoint(path, backend='eager')
     for s in faces: fct.test_eq(ji.box_crop(ji.landmark_box(s.pts)).to_array()[:5], s.crop.to_array()[:5])
     boxes = [ji.landmark_box(s.pts) for s in faces]
-    ours = pr.predict([s.image_path for s in faces], boxes, batch_size=3)
+    ours = pr.predict_points([s.image_path for s in faces], boxes, batch_size=3)
     theirs = np.concatenate([mp(faces[:3]), mp(faces[3:])])
     fct.test_eq(ours[..., :2], theirs[..., :2])
     theirs[..., 2] -= theirs[..., 2].mean(-1, keepdims=True)
@@ -217,7 +263,7 @@ def test_parity_with_model_predictor(real_data, tmp_path):
     # the default backend (folded BatchNorm, float32) is the same function up to rounding, not to the bit
     fast = ji.Predictor.from_checkpoint(path)
     assert fast.backend == ji.DEFAULT_BACKEND != 'eager'
-    d = np.abs(fast.predict([s.image_path for s in faces], boxes, batch_size=3) - theirs).max()
+    d = np.abs(fast.predict_points([s.image_path for s in faces], boxes, batch_size=3) - theirs).max()
     assert d < 1e-2, d
 
 

@@ -54,8 +54,8 @@ def predictor_parity(n=8):
     faces = toy_source(n, 192, seed=3)
     imgs = [np.asarray(s.image if s.image is not None else s.load_image()) for s in faces]
     boxes = [tuple(float(v) for v in (*s.pts[:, :2].min(0), *s.pts[:, :2].max(0))) for s in faces]
-    cpu = np.asarray(Predictor.from_checkpoint('default', device='cpu').predict(imgs, boxes))
-    gpu = np.asarray(Predictor.from_checkpoint('default', device=DEV).predict(imgs, boxes))
+    cpu = np.asarray(Predictor.from_checkpoint('default', device='cpu').predict_points(imgs, boxes))
+    gpu = np.asarray(Predictor.from_checkpoint('default', device=DEV).predict_points(imgs, boxes))
     return dict(faces=n, max_abs_px=float(np.abs(cpu - gpu).max()), mean_abs_px=float(np.abs(cpu - gpu).mean()),
                 tf32_conv=torch.backends.cudnn.allow_tf32)
 
