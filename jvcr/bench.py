@@ -5,6 +5,7 @@
 # %% ../nbs/13a_bench.ipynb #42804643
 from __future__ import annotations
 import math, resource, statistics, time
+from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Subset
@@ -22,7 +23,7 @@ from .training import make_optimizers, train_step
 from .backends import BACKENDS, DEFAULT_BACKEND, Backend, available_backends
 
 # %% auto #0
-__all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_backends', 'bench_training', 'bench_render']
+__all__ = ['bench_targets', 'bench_loader', 'bench_model', 'bench_backends', 'bench_photos', 'bench_training', 'bench_render']
 
 # %% ../nbs/13a_bench.ipynb #14f41b21
 def _random_faces(n, seed=0):
@@ -213,6 +214,45 @@ def bench_backends(preset='paper',         # preset name or a JVCRConfig (random
 
 def _no_grad_call(net, x):
     with torch.inference_mode(): return net(x)
+
+# %% ../nbs/13a_bench.ipynb #3b3a9195
+def _face_photos(face, size, n:int, folder, seed:int=0) -> list:  # (h, w, 3) uint8 face photo; (width, height); photos; folder; background colours and places
+    "n JPEG files of `size`, each the face photo scaled to 60 % of the height and pasted at a random place on a plain background."
+    from PIL import Image
+    (W, H), rng = size, np.random.default_rng(seed)
+    s = 0.6 * H / face.shape[0]
+    f = Image.fromarray(face).resize((max(1, round(face.shape[1] * s)), max(1, round(face.shape[0] * s))))
+    files = []
+    for k in range(n):
+        im = Image.new('RGB', (W, H), tuple(int(v) for v in rng.integers(40, 220, 3)))
+        im.paste(f, (int(rng.integers(0, max(1, W - f.width))), int(rng.integers(0, max(1, H - f.height)))))
+        files.append(Path(folder) / f"photo_{W}x{H}_{k}.jpg"); im.save(files[-1], quality=90)
+    return files
+
+def bench_photos(predictor,                         # a jvcr.inference.Predictor (its backend and face detector are used)
+                 photo,                             # a face photo (path, PIL image or array) pasted into every test photo
+                 sizes=((640, 480), (1920, 1080)),  # (width, height) of the test photos
+                 n:int=20,                          # timed photos per size (after one warm-up photo)
+                 threads:int=2,                     # torch threads during the run (restored afterwards)
+                 batch:int=8,                       # faces per forward pass
+                 folder=None) -> dict:              # where the JPEGs are written (default: a temporary folder)
+    "End-to-end photos per second of `predictor.predict` on JPEG files (decode, detect, crop, model, pose), per size."
+    import tempfile
+    from jvcr.detect import to_rgb
+    if n < 1 or threads < 1 or batch < 1: raise ValueError(f"bench_photos: n, threads and batch must be >= 1, got {n}, {threads}, {batch}")
+    face, old = to_rgb(photo), torch.get_num_threads()
+    out = dict(threads=threads, photos=n, batch=batch, backend=predictor.backend, torch=torch.__version__)
+    torch.set_num_threads(threads)
+    try:
+        with tempfile.TemporaryDirectory(dir=folder) as d:
+            for W, H in sizes:
+                files = _face_photos(face, (W, H), n + 1, d)
+                predictor.predict(files[:1], errors='skip')                       # warm-up
+                t0 = time.perf_counter(); recs = predictor.predict(files[1:], errors='skip', batch_size=batch); dt = time.perf_counter() - t0
+                out[f"{W}x{H}"] = dict(photos_per_s=n / dt, ms_per_photo=1000 * dt / n, faces=sum(len(r['faces']) for r in recs),
+                                       failed=sum(r['error'] is not None for r in recs))
+    finally: torch.set_num_threads(old)
+    return out
 
 # %% ../nbs/13a_bench.ipynb #ca6462ed
 def bench_training(preset='tiny',      # model preset name or JVCRConfig

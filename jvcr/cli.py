@@ -356,7 +356,7 @@ def predict_command(a) -> int:  # parsed arguments of `jvcr predict`
         except (OSError, ValueError) as e: failures.append(f"{im}: overlay not written: {e}")
     for msg in failures: print(f"jvcr predict: {msg}", file=sys.stderr)
     n_faces, n_det = sum(len(r['faces']) for r in ok), sum(f['source'] == 'detector' for r in ok for f in r['faces'])
-    print((f"wrote {n_faces} faces of {len(ok)} of {len(images)} images to {out}" if ok else f"no image was predicted: nothing written to {out}")
+    print((f"wrote {n_faces} face{'s' * (n_faces != 1)} of {len(ok)} of {len(images)} images to {out}" if ok else f"no image was predicted: nothing written to {out}")
           + (f" ({n_det} found by the face detector)" if n_det else "") + (f"; {len(failures)} failed (listed on stderr)" if failures else ""))
     return 1 if failures else 0
 

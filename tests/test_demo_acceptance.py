@@ -61,7 +61,7 @@ def test_predict_with_the_detector(real_data, tmp_path, capsys):
     msg = capsys.readouterr().out
     got = {r['image']: r['faces'] for r in json.loads(out.read_text())['images']}
     n = sum(map(len, got.values()))
-    assert f'wrote {n} faces of 2 of 2 images' in msg and f'({n} found by the face detector)' in msg, msg
+    assert f"wrote {n} face{'s' * (n != 1)} of 2 of 2 images" in msg and f'({n} found by the face detector)' in msg, msg
     from jvcr.detect import box_iou
     for s in demo:
         faces = got[str(s.image_path)]                       # every face in the photo (one demo photo has a second, smaller one)

