@@ -163,6 +163,23 @@ def _interleaved(fns:dict, x, warmup:int, runs:int) -> dict:
             elif i >= warmup: times[k].append(t)
     return {k: (statistics.median(v), first[k]) for k, v in times.items()}
 
+# %% ../nbs/13a_bench.ipynb #826f3357
+def _add_deviations(rows:list, nets:dict, model, faces, B:int):  # `bench_backends` rows; its backends; the eager model; (N, 3, R, R) crops; the batch they run in
+    "Add each row's |backend - eager float32| over `faces` (max and mean, input-crop px), measured at batch B and shared by the row's other batches."
+    faces = torch.as_tensor(faces, dtype=torch.float32)
+    base = _coords_px(model, faces, B)
+    for r in rows:
+        if r['backend'] == 'reference': r.update(dev_max_px=math.nan, dev_mean_px=math.nan); continue
+        if r['batch'] == B:
+            d = (_coords_px(nets[r['backend']], faces, B) - base).abs()
+            r.update(dev_max_px=float(d.max()), dev_mean_px=float(d.mean()), faces=len(faces))
+    devs = {r['backend']: r for r in rows if r['batch'] == B}
+    for r in rows:
+        if 'dev_max_px' not in r: r.update({k: devs[r['backend']][k] for k in ('dev_max_px', 'dev_mean_px', 'faces')})
+
+def _no_grad_call(net, x):
+    with torch.inference_mode(): return net(x)
+
 # %% ../nbs/13a_bench.ipynb #826f3356
 def bench_backends(preset='paper',         # preset name or a JVCRConfig (random weights with random BatchNorm statistics, unless `model`)
                    backends=BACKENDS,      # names from jvcr.backends.BACKENDS
@@ -197,23 +214,9 @@ def bench_backends(preset='paper',         # preset name or a JVCRConfig (random
                 rows.append(dict(preset=preset if isinstance(preset, str) else 'custom', batch=B, backend=b, ms_per_crop=1000 * med / B,
                                  ratio_to_reference=med / t['reference'][0] if ref is not None else math.nan,
                                  setup_s=getattr(nets.get(b), 'setup_s', 0.), first_call_s=first, threads=threads, runs=runs))
-        if faces is not None:
-            faces = torch.as_tensor(faces, dtype=torch.float32)
-            B = max(batches)
-            base = _coords_px(model, faces, B)
-            for r in rows:
-                if r['backend'] == 'reference': r.update(dev_max_px=math.nan, dev_mean_px=math.nan); continue
-                if r['batch'] == B:
-                    d = (_coords_px(nets[r['backend']], faces, B) - base).abs()
-                    r.update(dev_max_px=float(d.max()), dev_mean_px=float(d.mean()), faces=len(faces))
-            devs = {r['backend']: r for r in rows if r['batch'] == B}
-            for r in rows:
-                if 'dev_max_px' not in r: r.update({k: devs[r['backend']][k] for k in ('dev_max_px', 'dev_mean_px', 'faces')})
+        if faces is not None: _add_deviations(rows, nets, model, faces, max(batches))
     finally: torch.set_num_threads(old)
     return rows
-
-def _no_grad_call(net, x):
-    with torch.inference_mode(): return net(x)
 
 # %% ../nbs/13a_bench.ipynb #3b3a9195
 def _face_photos(face, size, n:int, folder, seed:int=0) -> list:  # (h, w, 3) uint8 face photo; (width, height); photos; folder; background colours and places

@@ -90,6 +90,7 @@ def _train(a):
         print(json.dumps({k: v for k, v in r.items() if k != 'model'}, default=str))
     return 0
 
+# %% ../nbs/15_cli.ipynb #a4a417c3
 def _data_flags(a):
     from jvcr.core import data_flags, data_status, in_ci
     root, why = data_status(a.root)

@@ -90,6 +90,7 @@ def _missing_hint(e:ImportError) -> str:
     return (f"MediaPipe is installed but cannot import {name}, which it needs: pip install {DETECTOR_DEPENDENCIES.get(top, top)}; "
             "or pass one tight face box (x0, y0, x1, y1) per image")
 
+# %% ../nbs/11a_detect.ipynb #d5725c48
 def _face_detection_module():
     "MediaPipe's face detection solution; `ImportError` naming the extra when MediaPipe is missing or broken."
     try:
@@ -131,6 +132,7 @@ def pad_image(img, pad:float) -> tuple:  # HxWx3 uint8; border on each side as a
     p = int(round(pad * max(img.shape[:2])))
     return (np.pad(img, ((p, p), (p, p), (0, 0)), constant_values=PAD_GRAY) if p else img), p
 
+# %% ../nbs/11a_detect.ipynb #7448632c
 class FaceDetector:
     "Faces in an image with MediaPipe's short-range face detector (BlazeFace; model inside the wheel, no download)."
     def __init__(self, min_score:float=0.5, retry_pad:float=0.5, select:str='largest'):  # drop faces scoring below this (MediaPipe's default); `face_box` retries a miss once with this gray border (0: never); the face `face_box` takes among several: 'largest' or 'score'
@@ -229,6 +231,7 @@ def _rates(ok, yaw) -> dict:
     b = yaw_bin(yaw)
     return {n: dict(rate=round(float(ok[b == k].mean()), 4), n=int((b == k).sum())) for k, n in enumerate(BIN_NAMES) if (b == k).any()}
 
+# %% ../nbs/11a_detect.ipynb #40543ca8
 def calibrate_detector(source, detector:FaceDetector|None=None, pad:float=CALIBRATION_PAD, val_fraction:float=0.1,
                        seed:int=0, progress:bool=False) -> dict:  # FaceSamples of a *training* source (never AFLW2000-3D); detector; gray border; held-out share and seed (the pool's split)
     "The detector calibration of `source`: `mapping` (median over the training split), `measured` (detection rates, held-out IoU), provenance."
