@@ -315,7 +315,7 @@ def predictions_text(records:list, suffix:str, model:dict) -> str:  # `Predictor
 def _predict_outputs(a) -> tuple:  # parsed arguments of `jvcr predict`
     "(the images, --out, overlay files or None, the checkpoint), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
     from jvcr.core import check_outputs
-    from jvcr.inference import _overlay_names
+    from jvcr.inference import overlay_names
     from jvcr.shipped import resolve_checkpoint
     out, images = Path(a.out), expand_inputs(a.images)
     if out.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"--out {out}: give a .json or .csv file name")
@@ -325,7 +325,7 @@ def _predict_outputs(a) -> tuple:  # parsed arguments of `jvcr predict`
     ov = None
     if a.overlay:
         if Path(a.overlay).exists() and not Path(a.overlay).is_dir(): raise ValueError(f"--overlay {a.overlay} is a file, not a folder")
-        ov = [Path(a.overlay) / n for n in _overlay_names(images)]
+        ov = [Path(a.overlay) / n for n in overlay_names(images)]
     ckpt = resolve_checkpoint(a.checkpoint)
     check_outputs({'--out': out, '--overlay': ov}, {'IMAGE': images, '--boxes': a.boxes, '--checkpoint': ckpt}, a.overwrite)
     return images, out, ov, ckpt

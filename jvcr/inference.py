@@ -26,7 +26,7 @@ from .shipped import resolve_checkpoint
 # %% auto #0
 __all__ = ['PREDICTION_CONVENTION', 'PHOTO_SCHEMA', 'FACES', 'ERRORS', 'FACE_COLUMNS', 'MIN_FACE_PX', 'MAX_PIXELS', 'face_json',
            'face_row', 'landmark_box', 'box_crop', 'check_box', 'SmallFaceWarning', 'warn_small_face', 'read_rgb',
-           'Predictor', 'draw_points', 'draw_faces']
+           'Predictor', 'draw_points', 'draw_faces', 'overlay_names']
 
 # %% ../nbs/12_inference.ipynb #b30e78d3
 PREDICTION_CONVENTION = ("x, y: image pixels, 0-based pixel centres (pixel i spans [i-0.5, i+0.5]); z: the same pixel scale "
@@ -308,7 +308,7 @@ def draw_faces(image, record:dict, axes:bool=True) -> Image.Image:  # the image 
     return im if isinstance(im, Image.Image) else Image.fromarray(im)
 
 # %% ../nbs/12_inference.ipynb #587a72d5
-def _overlay_names(images) -> list:
+def overlay_names(images) -> list:  # the images as given (paths or in-memory)
     "A distinct PNG file name per image: its stem, numbered when stems repeat."
     seen, out = {}, []
     for i, im in enumerate(images):
@@ -316,3 +316,5 @@ def _overlay_names(images) -> list:
         seen[stem] = seen.get(stem, 0) + 1
         out.append(f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png")
     return out
+
+_overlay_names = overlay_names   # the name jvcr.video imports today
