@@ -23,7 +23,10 @@ def available_backends() -> tuple:
     except ImportError: return tuple(b for b in BACKENDS if b != 'onnxruntime')
     return BACKENDS
 
-def rand_crops(res:int, n:int=1, seed:int=0):
+def rand_crops(res:int,     # crop side in pixels
+               n:int=1,     # number of crops
+               seed:int=0,  # random seed
+              ):            # (n, 3, res, res) float32 in [0, 1]
     "n fixed random crops (n, 3, res, res) in [0, 1]: what export and the examples default to."
     return torch.rand(n, 3, res, res, generator=torch.Generator().manual_seed(seed))
 
@@ -36,7 +39,8 @@ def _fuse(conv, bn):
         f.weight.data = f.weight.data.contiguous(memory_format=torch.channels_last)
     return f
 
-def fold_bn(model:nn.Module) -> nn.Module:  # a JVCR (or any module built of its blocks)
+def fold_bn(model:nn.Module,  # a JVCR (or any module built of its blocks)
+           ) -> nn.Module:
     "An eval-mode copy of `model` with every BatchNorm that directly follows a convolution folded into it (the same function up to rounding)."
     from jvcr.hourglass import Residual
     m = copy.deepcopy(model).eval()
@@ -51,7 +55,8 @@ def fold_bn(model:nn.Module) -> nn.Module:  # a JVCR (or any module built of its
     return m
 
 # %% ../nbs/11b_backends.ipynb #21b3ff99
-def onnx_model(net:nn.Module, example):  # a module crops -> points; an input batch of 2 or more (a batch of 1 would fix the size)
+def onnx_model(net:nn.Module,  # a module crops -> points
+               example):       # an input batch of 2 or more (a batch of 1 would fix the size)
     "`net` as an ONNX `ModelProto` with input 'image' (free batch size) and output 'coords'."
     try: import onnx, onnxscript
     except ImportError as e: raise ImportError(f"ONNX needs the optional extra: pip install 'jvcr[onnx]' (onnx, onnxruntime, onnxscript); missing: {e.name}") from None
@@ -60,7 +65,9 @@ def onnx_model(net:nn.Module, example):  # a module crops -> points; an input ba
         return torch.onnx.export(net, (example,), input_names=['image'], output_names=['coords'], dynamo=True, verbose=False,
                                  dynamic_shapes={'x': {0: torch.export.Dim('batch')}}).model_proto
 
-def _onnx_session(net, example, threads:int):  # a module crops -> coords; an input batch; intra-op threads
+def _onnx_session(net,           # a module crops -> coords
+                  example,       # an input batch
+                  threads:int):  # intra-op threads
     "An ONNX Runtime session of `net` (free batch size) on the CPU."
     try: import onnxruntime as ort
     except ImportError as e: raise ImportError(f"the onnxruntime backend needs the optional extra: pip install 'jvcr[onnx]'; missing: {e.name}") from None

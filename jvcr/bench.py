@@ -48,11 +48,13 @@ def _naive_targets(pts, T, depth_res, in_res, res):
     "The reference loader's way: per-landmark volumes + max, and the coordinate target."
     return naive_volumes(T.apply(pts, res), depth_res, res, crop_px=T.size), coord_target(T.apply(pts, in_res))
 
-def bench_targets(n_faces:int=200,          # faces for the vectorised encoder
-                  depth_res=DEPTH_RES, res:int=64, seed:int=0,
-                  naive_faces:int=20,       # faces for the slow baseline
-                  batch:int=32,             # batch size of the batched measurement
-                  repeats:int=3):           # interleaved timed passes of each; the fastest counts (a busy machine)
+def bench_targets(n_faces:int=200,      # faces for the vectorised encoder
+                  depth_res=DEPTH_RES,  # depth resolutions of the volumes
+                  res:int=64,           # volume side in pixels
+                  seed:int=0,           # random seed of the faces
+                  naive_faces:int=20,   # faces for the slow baseline
+                  batch:int=32,         # batch size of the batched measurement
+                  repeats:int=3):       # interleaved timed passes of each; the fastest counts (a busy machine)
     "Faces per second for the coarse-to-fine targets + coordinates: vectorised, naive, batched (torch threads = 1)."
     if min(n_faces, naive_faces, batch, repeats) < 1:
         raise ValueError("bench_targets: n_faces, naive_faces, batch and repeats must be >= 1")
@@ -79,7 +81,13 @@ def _cpu_s():  # CPU seconds of this process and its reaped children (the finish
     a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
-def bench_loader(root=None, n:int=400, workers:int=2, batch_size:int=20, preset='paper', seed:int=0, source=None):  # data root; samples timed (after one warm-up batch); DataLoader workers; batch; config preset or JVCRConfig; seed; a FaceSource (default: AFLW2000-3D of `root`)
+def bench_loader(root=None,          # data root
+                 n:int=400,          # samples timed (after one warm-up batch)
+                 workers:int=2,      # DataLoader workers
+                 batch_size:int=20,  # batch
+                 preset='paper',     # config preset or JVCRConfig
+                 seed:int=0,         # seed
+                 source=None):       # a FaceSource (default: AFLW2000-3D of `root`)
     "Loader throughput, JPEG -> augmented batch with all targets: samples/s (wall clock) and CPU ms per sample."
     src = source if source is not None else load_aflw2000_3d(data_root(root) / 'aflw2000_3d')
     ds = JVCRDataset(src, preset, train=True, seed=seed)
@@ -142,7 +150,9 @@ def bench_model(preset='paper',       # preset name or a JVCRConfig
     return res
 
 # %% ../nbs/13a_bench.ipynb #8e0324cd
-def _coords_px(net, crops, batch:int):  # a model or Backend; (N, 3, R, R) crops; crops per pass (the last pass is padded)
+def _coords_px(net,         # a model or Backend
+               crops,       # (N, 3, R, R) crops
+               batch:int):  # crops per pass (the last pass is padded)
     "(N, n_points, 3) coordinates in input-crop pixels, `batch` crops per call."
     out = []
     with torch.inference_mode():
@@ -164,7 +174,11 @@ def _interleaved(fns:dict, x, warmup:int, runs:int) -> dict:
     return {k: (statistics.median(v), first[k]) for k, v in times.items()}
 
 # %% ../nbs/13a_bench.ipynb #826f3357
-def _add_deviations(rows:list, nets:dict, model, faces, B:int):  # `bench_backends` rows; its backends; the eager model; (N, 3, R, R) crops; the batch they run in
+def _add_deviations(rows:list,  # `bench_backends` rows
+                    nets:dict,  # its backends
+                    model,      # the eager model
+                    faces,      # (N, 3, R, R) crops
+                    B:int):     # the batch they run in
     "Add each row's |backend - eager float32| over `faces` (max and mean, input-crop px), measured at batch B and shared by the row's other batches."
     faces = torch.as_tensor(faces, dtype=torch.float32)
     base = _coords_px(model, faces, B)
@@ -181,15 +195,16 @@ def _no_grad_call(net, x):
     with torch.inference_mode(): return net(x)
 
 # %% ../nbs/13a_bench.ipynb #826f3356
-def bench_backends(preset='paper',         # preset name or a JVCRConfig (random weights with random BatchNorm statistics, unless `model`)
-                   backends=BACKENDS,      # names from jvcr.backends.BACKENDS
-                   batches=(1, 8),         # crops per forward pass; each is timed
-                   threads:int=2,          # torch and ONNX Runtime threads (torch's restored afterwards)
-                   runs:int=7,             # timed passes per batch (median reported)
-                   warmup:int=2,           # untimed passes first
-                   reference:bool=True,    # also time the authors' architecture at the paper's size
-                   model=None,             # a JVCR with real weights instead of random ones
-                   faces=None) -> list:    # (N, 3, R, R) float32 crops in [0, 1]: coordinate deviation from eager float32
+def bench_backends(preset='paper',       # preset name or a JVCRConfig (random weights with random BatchNorm statistics, unless `model`)
+                   backends=BACKENDS,    # names from jvcr.backends.BACKENDS
+                   batches=(1, 8),       # crops per forward pass; each is timed
+                   threads:int=2,        # torch and ONNX Runtime threads (torch's restored afterwards)
+                   runs:int=7,           # timed passes per batch (median reported)
+                   warmup:int=2,         # untimed passes first
+                   reference:bool=True,  # also time the authors' architecture at the paper's size
+                   model=None,           # a JVCR with real weights instead of random ones
+                   faces=None,           # (N, 3, R, R) float32 crops in [0, 1]: coordinate deviation from eager float32
+                  ) -> list:             # one row per (batch, backend)
     "One row per (batch, backend): median ms per crop, ratio to the reference, build and first-call seconds, deviation in crop px."
     from jvcr.reference_arch import build_reference, randomize_bn_stats
     unknown = [b for b in backends if b not in BACKENDS]
@@ -219,7 +234,12 @@ def bench_backends(preset='paper',         # preset name or a JVCRConfig (random
     return rows
 
 # %% ../nbs/13a_bench.ipynb #3b3a9195
-def _face_photos(face, size, n:int, folder, seed:int=0) -> list:  # (h, w, 3) uint8 face photo; (width, height); photos; folder; background colours and places
+def _face_photos(face,        # (h, w, 3) uint8 face photo
+                 size,        # (width, height)
+                 n:int,       # photos
+                 folder,      # folder
+                 seed:int=0,  # background colours and places
+                ) -> list:
     "n JPEG files of `size`, each the face photo scaled to 60 % of the height and pasted at a random place on a plain background."
     from PIL import Image
     (W, H), rng = size, np.random.default_rng(seed)
@@ -232,13 +252,15 @@ def _face_photos(face, size, n:int, folder, seed:int=0) -> list:  # (h, w, 3) ui
         files.append(Path(folder) / f"photo_{W}x{H}_{k}.jpg"); im.save(files[-1], quality=90)
     return files
 
+# %% ../nbs/13a_bench.ipynb #574d79b2
 def bench_photos(predictor,                         # a jvcr.inference.Predictor (its backend and face detector are used)
                  photo,                             # a face photo (path, PIL image or array) pasted into every test photo
                  sizes=((640, 480), (1920, 1080)),  # (width, height) of the test photos
                  n:int=20,                          # timed photos per size (after one warm-up photo)
                  threads:int=2,                     # torch threads during the run (restored afterwards)
                  batch:int=8,                       # faces per forward pass
-                 folder=None) -> dict:              # where the JPEGs are written (default: a temporary folder)
+                 folder=None,                       # where the JPEGs are written (default: a temporary folder)
+                ) -> dict:                          # photos per second per size
     "End-to-end photos per second of `predictor.predict` on JPEG files (decode, detect, crop, model, pose), per size."
     import tempfile
     from jvcr.detect import to_rgb
@@ -258,13 +280,14 @@ def bench_photos(predictor,                         # a jvcr.inference.Predictor
     return out
 
 # %% ../nbs/13a_bench.ipynb #ca6462ed
-def bench_training(preset='tiny',      # model preset name or JVCRConfig
-                   batch:int=4,        # samples per step
-                   steps:int=5,        # timed steps (the median is reported)
-                   threads:int=2,      # torch threads during the run (restored afterwards)
-                   mode:str='joint',   # 'pretrain' | 'joint'
-                   warmup:int=1,       # untimed steps first
-                   optimizer:str='adam') -> dict:
+def bench_training(preset='tiny',         # model preset name or JVCRConfig
+                   batch:int=4,           # samples per step
+                   steps:int=5,           # timed steps (the median is reported)
+                   threads:int=2,         # torch threads during the run (restored afterwards)
+                   mode:str='joint',      # 'pretrain' | 'joint'
+                   warmup:int=1,          # untimed steps first
+                   optimizer:str='adam',  # 'adam' or 'rmsprop'
+                  ) -> dict:              # samples/s and seconds per step
     "Training throughput of a preset on this machine's CPU: samples/s and seconds per step."
     mcfg = preset if isinstance(preset, JVCRConfig) else get_config(preset)
     old = torch.get_num_threads()
@@ -286,7 +309,9 @@ def bench_training(preset='tiny',      # model preset name or JVCRConfig
 # %% ../nbs/13a_bench.ipynb #d05bb3a3
 def bench_render(n:int=20,          # faces timed (after one untimed face)
                  source:str='bfm',  # 'bfm': the 3D face model (needs the data); 'toy': the procedural face
-                 res:int=256, seed:int=0) -> dict:
+                 res:int=256,       # image side in pixels
+                 seed:int=0,        # seed of the first face
+                ) -> dict:          # faces per second
     "Faces per second of rendering alone (no file writing), one process."
     from jvcr.synthetic import render_face, procedural_face
     if source not in ('bfm', 'toy'): raise ValueError(f"source must be 'bfm' or 'toy', got {source!r}")

@@ -12,7 +12,9 @@ __all__ = ['IMAGE_SUFFIXES', 'expand_inputs', 'read_boxes_csv', 'predictions_tex
            'export_command', 'add_export_parser', 'build_parser', 'main']
 
 # %% ../nbs/15_cli.ipynb #0af8687f
-def _at_least(a, low:int, *names):  # parsed arguments; the smallest allowed value; option names (dest)
+def _at_least(a,        # parsed arguments
+              low:int,  # the smallest allowed value
+              *names):  # option names (dest)
     "`ValueError` naming the first of the integer options `names` below `low`."
     for n in names:
         v = getattr(a, n)
@@ -31,6 +33,7 @@ def _bench(a):
     print(json.dumps(res, indent=None if a.json else 1))
     return 0
 
+# %% ../nbs/15_cli.ipynb #7c9dd27c
 def _reproduce(a):
     from jvcr.core import data_status, repo_root, run_lock
     from jvcr.reproduce import ReproductionError, check_reproductions, run_reproduction, device_kind
@@ -249,7 +252,8 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
 # %% ../nbs/15_cli.ipynb #846f9f3e
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')   # what a folder given to predict contributes
 
-def expand_inputs(inputs) -> list:  # command-line inputs: image files, folders, @lists, glob patterns
+def expand_inputs(inputs,  # command-line inputs: image files, folders, @lists, glob patterns
+                 ) -> list:
     "The image files named by `inputs`, in order: a folder's image files (sorted), an @list's lines, a pattern's matches; `ValueError` naming an input that names nothing."
     import glob
     out = []
@@ -272,7 +276,9 @@ def expand_inputs(inputs) -> list:  # command-line inputs: image files, folders,
     return out
 
 # %% ../nbs/15_cli.ipynb #09d1cdaf
-def read_boxes_csv(path, images) -> list:  # boxes.csv (image,x0,y0,x1,y1; UTF-8, a byte-order mark allowed); the images as given
+def read_boxes_csv(path,    # boxes.csv (image,x0,y0,x1,y1; UTF-8, a byte-order mark allowed)
+                   images,  # the images as given
+                  ) -> list:
     "One box per image from a CSV (None where it has none); an image matches its row as given or relative to the CSV; a row matching no image is an error naming it."
     path = Path(path)
     try: rows = list(csv.DictReader(path.read_text(encoding='utf-8-sig').splitlines()))
@@ -294,7 +300,10 @@ def read_boxes_csv(path, images) -> list:  # boxes.csv (image,x0,y0,x1,y1; UTF-8
     return [table.get(str(i), table.get(str(Path(str(i)).resolve()))) for i in images]
 
 # %% ../nbs/15_cli.ipynb #587a72d6
-def predictions_text(records:list, suffix:str, model:dict) -> str:  # `Predictor.predict`'s records; '.json' or '.csv'; {'name', 'sha256'} of the model
+def predictions_text(records:list,  # `Predictor.predict`'s records
+                     suffix:str,    # '.json' or '.csv'
+                     model:dict,    # {'name', 'sha256'} of the model
+                    ) -> str:
     "The JSON or CSV text of the records (`jvcr.inference`, \"The records\"): one entry per image in JSON, one row per face in CSV."
     from jvcr.inference import PHOTO_SCHEMA, PREDICTION_CONVENTION, FACE_COLUMNS, face_json, face_row
     from jvcr.video import POSE_CONVENTION
@@ -312,7 +321,8 @@ def predictions_text(records:list, suffix:str, model:dict) -> str:  # `Predictor
     return s.getvalue()
 
 # %% ../nbs/15_cli.ipynb #b7c1a006
-def _predict_outputs(a) -> tuple:  # parsed arguments of `jvcr predict`
+def _predict_outputs(a,  # parsed arguments of `jvcr predict`
+                    ) -> tuple:
     "(the images, --out, overlay files or None, the checkpoint), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
     from jvcr.core import check_outputs
     from jvcr.inference import overlay_names
@@ -331,7 +341,8 @@ def _predict_outputs(a) -> tuple:  # parsed arguments of `jvcr predict`
     return images, out, ov, ckpt
 
 # %% ../nbs/15_cli.ipynb #5cefa119
-def predict_command(a) -> int:  # parsed arguments of `jvcr predict`
+def predict_command(a,  # parsed arguments of `jvcr predict`
+                   ) -> int:
     "Run `jvcr predict`: 0 when every image was predicted, 1 when some failed (the others are written; nothing when all failed)."
     from jvcr.core import atomic_write
     from jvcr.detect import FaceDetector
@@ -395,7 +406,8 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
     return p
 
 # %% ../nbs/15_cli.ipynb #59290f31
-def export_command(a) -> int:  # parsed arguments of `jvcr export`
+def export_command(a,  # parsed arguments of `jvcr export`
+                  ) -> int:
     "Run `jvcr export`: check the output (suffix, the write rule), write the file and report its parity with the eager model."
     from jvcr.core import check_outputs
     from jvcr.model import load_checkpoint
@@ -434,7 +446,8 @@ def build_parser():
     return p
 
 # %% ../nbs/15_cli.ipynb #6e9dbf79
-def main(argv=None):
+def main(argv=None,  # the arguments (default: sys.argv[1:])
+        ):           # the exit status
     "Entry point of the `jvcr` console script."
     p = build_parser()
     a = p.parse_args(argv)

@@ -23,7 +23,9 @@ __all__ = ['DETECTOR_PACKAGE', 'DETECT_INSTALL', 'DETECT_HINT', 'DETECTOR_DEPEND
            'NoFaceError', 'DetectorBoxes', 'detector_boxes']
 
 # %% ../nbs/11a_detect.ipynb #51b717c3
-def image_name(image, i:int=0) -> str:  # an image as the caller gave it; its index in the batch
+def image_name(image,    # an image as the caller gave it
+               i:int=0,  # its index in the batch
+              ) -> str:
     "How messages name an image: its path, or its index for in-memory images."
     return str(image) if isinstance(image, (str, os.PathLike)) else f"image {i} ({type(image).__name__})"
 
@@ -43,7 +45,9 @@ def _array_to_rgb(a, name):
     else: raise DataError(f"{name}: unsupported dtype {a.dtype}; expected uint8, uint16 or float in [0, 1]")
     return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a)
 
-def to_rgb(image, name:str='image') -> np.ndarray:  # a path, PIL image or numpy array; how errors name it
+def to_rgb(image,             # a path, PIL image or numpy array
+           name:str='image',  # how errors name it
+          ) -> np.ndarray:
     "The image as an HxWx3 uint8 RGB array; `DataError` naming it when it cannot be read or converted."
     if isinstance(image, (str, os.PathLike)): return np.asarray(open_image(image))
     if isinstance(image, Image.Image):
@@ -121,13 +125,17 @@ class Detection(NamedTuple):
     box: tuple
     score: float
 
-def pick_face(found, select:str='largest') -> Detection|None:  # `Detection`s; 'largest' (box area) or 'score'
+def pick_face(found,                 # `Detection`s
+              select:str='largest',  # 'largest' (box area) or 'score'
+             ) -> Detection|None:
     "The face to use among several: the largest box, or the best score; None when there is none."
     if select not in SELECT_RULES: raise ValueError(f"select must be one of {SELECT_RULES}, got {select!r}")
     if not found: return None
     return found[0] if select == 'score' else max(found, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
-def pad_image(img, pad:float) -> tuple:  # HxWx3 uint8; border on each side as a fraction of the longer side
+def pad_image(img,        # HxWx3 uint8
+              pad:float,  # border on each side as a fraction of the longer side
+             ) -> tuple:
     "(padded image, border in pixels): a gray `PAD_GRAY` border of round(pad x longer side) on every side."
     p = int(round(pad * max(img.shape[:2])))
     return (np.pad(img, ((p, p), (p, p), (0, 0)), constant_values=PAD_GRAY) if p else img), p
@@ -135,7 +143,9 @@ def pad_image(img, pad:float) -> tuple:  # HxWx3 uint8; border on each side as a
 # %% ../nbs/11a_detect.ipynb #7448632c
 class FaceDetector:
     "Faces in an image with MediaPipe's short-range face detector (BlazeFace; model inside the wheel, no download)."
-    def __init__(self, min_score:float=0.5, retry_pad:float=0.5, select:str='largest'):  # drop faces scoring below this (MediaPipe's default); `face_box` retries a miss once with this gray border (0: never); the face `face_box` takes among several: 'largest' or 'score'
+    def __init__(self, min_score:float=0.5,  # drop faces scoring below this (MediaPipe's default)
+                 retry_pad:float=0.5,        # `face_box` retries a miss once with this gray border (0: never)
+                 select:str='largest'):      # the face `face_box` takes among several: 'largest' or 'score'
         if not 0 < min_score < 1: raise ValueError(f"min_score must be in (0, 1), got {min_score}")
         if not retry_pad >= 0: raise ValueError(f"retry_pad must be >= 0, got {retry_pad}")
         pick_face([], select)                                  # checks the rule
@@ -145,7 +155,10 @@ class FaceDetector:
             self._fd.process(np.zeros((64, 64, 3), np.uint8))   # the graph logs on its first image: do it here, quietly
         self.min_score, self.retry_pad, self.select = float(min_score), float(retry_pad), select
 
-    def detect(self, image, pad:float=0., name:str|None=None) -> list:  # any form `to_rgb` takes; gray border (fraction of the longer side) added first; how errors name the image
+    def detect(self, image,         # any form `to_rgb` takes
+               pad:float=0.,        # gray border (fraction of the longer side) added first
+               name:str|None=None,  # how errors name the image
+              ) -> list:
         "Every face as a `Detection` (box in the image's own pixels, score), best first; [] when there is none."
         img, p = pad_image(to_rgb(image, name or image_name(image)), pad)
         res = self._fd.process(np.ascontiguousarray(img))
@@ -170,21 +183,26 @@ class BoxMapping(NamedTuple):
     sw: float
     sh: float
 
-    def apply(self, box) -> tuple:  # (x0, y0, x1, y1) detector box
+    def apply(self, box,  # (x0, y0, x1, y1) detector box
+             ) -> tuple:
         "The estimated landmark box (x0, y0, x1, y1) of a detector box."
         x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
         w, h = x1 - x0, y1 - y0
         cx, cy = (x0 + x1) / 2 + self.dx * w, (y0 + y1) / 2 + self.dy * h
         return (cx - self.sw * w / 2, cy - self.sh * h / 2, cx + self.sw * w / 2, cy + self.sh * h / 2)
 
-def box_relation(det_box, lm_box) -> np.ndarray:  # (..., 4) detector boxes; (..., 4) landmark boxes
+def box_relation(det_box,  # (..., 4) detector boxes
+                 lm_box,   # (..., 4) landmark boxes
+                ) -> np.ndarray:
     "(..., 4) the `BoxMapping` numbers (dx, dy, sw, sh) that map each detector box exactly onto its landmark box."
     d, l = np.asarray(det_box, dtype=np.float64), np.asarray(lm_box, dtype=np.float64)
     w, h = d[..., 2] - d[..., 0], d[..., 3] - d[..., 1]
     return np.stack([((l[..., 0] + l[..., 2]) - (d[..., 0] + d[..., 2])) / 2 / w, ((l[..., 1] + l[..., 3]) - (d[..., 1] + d[..., 3])) / 2 / h,
                      (l[..., 2] - l[..., 0]) / w, (l[..., 3] - l[..., 1]) / h], -1)
 
-def box_iou(a, b) -> np.ndarray:  # (..., 4) boxes (x0, y0, x1, y1); (..., 4) boxes
+def box_iou(a,  # (..., 4) boxes (x0, y0, x1, y1)
+            b,  # (..., 4) boxes
+           ) -> np.ndarray:
     "Intersection over union of boxes, elementwise (NaN boxes give NaN)."
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
@@ -209,7 +227,11 @@ def detector_mapping() -> BoxMapping:
 def _landmark_boxes(samples) -> np.ndarray:
     return np.array([(*s.pts[:, :2].min(0), *s.pts[:, :2].max(0)) for s in samples], dtype=np.float64).reshape(-1, 4)
 
-def detect_samples(samples, detector:FaceDetector|None=None, pad:float=0., progress:bool=False) -> tuple:  # FaceSamples; a FaceDetector (default: a new one); gray border; tqdm bar
+def detect_samples(samples,                          # FaceSamples
+                   detector:FaceDetector|None=None,  # a FaceDetector (default: a new one)
+                   pad:float=0.,                     # gray border
+                   progress:bool=False,              # tqdm bar
+                  ) -> tuple:
     "Each sample's raw detector box (the detector's `select` rule among several) and score, NaN where none: ((N, 4), (N,))."
     det = detector or FaceDetector()
     return _picked([det.detect(s.load_image(), pad, name=str(s.image_path)) for s in tqdm(samples, disable=not progress, desc='detect', unit='face')], det.select)
@@ -232,8 +254,13 @@ def _rates(ok, yaw) -> dict:
     return {n: dict(rate=round(float(ok[b == k].mean()), 4), n=int((b == k).sum())) for k, n in enumerate(BIN_NAMES) if (b == k).any()}
 
 # %% ../nbs/11a_detect.ipynb #40543ca8
-def calibrate_detector(source, detector:FaceDetector|None=None, pad:float=CALIBRATION_PAD, val_fraction:float=0.1,
-                       seed:int=0, progress:bool=False) -> dict:  # FaceSamples of a *training* source (never AFLW2000-3D); detector; gray border; held-out share and seed (the pool's split)
+def calibrate_detector(source,                           # FaceSamples of a *training* source (never AFLW2000-3D)
+                       detector:FaceDetector|None=None,  # a FaceDetector (default: a new one)
+                       pad:float=CALIBRATION_PAD,        # gray border (fraction of the longer side)
+                       val_fraction:float=0.1,           # held-out share (the pool's split)
+                       seed:int=0,                       # the split's seed
+                       progress:bool=False,              # tqdm bar
+                      ) -> dict:                         # the calibration record
     "The detector calibration of `source`: `mapping` (median over the training split), `measured` (detection rates, held-out IoU), provenance."
     samples = list(source)
     for s in samples: check_not_test(s)
@@ -277,7 +304,10 @@ def calibrate_detector(source, detector:FaceDetector|None=None, pad:float=CALIBR
 class NoFaceError(ValueError):
     "The face detector found no face in an image (the message names it)."
 
-def _face_boxes(self:FaceDetector, image, name:str|None=None, mapping:BoxMapping|None=None) -> list:  # any form `to_rgb` takes; how messages name it; default: the stored `detector_mapping()`
+def _face_boxes(self:FaceDetector, image,      # any form `to_rgb` takes
+                name:str|None=None,            # how messages name it
+                mapping:BoxMapping|None=None,  # default: the stored `detector_mapping()`
+               ) -> list:
     "Every face scoring at least `min_score` as a `Detection` whose box is the estimated *landmark* box, largest first; [] when there is none (retried once with `retry_pad`)."
     img = to_rgb(image, name or image_name(image))
     found = self.detect(img) or (self.detect(img, self.retry_pad) if self.retry_pad else [])
@@ -285,14 +315,18 @@ def _face_boxes(self:FaceDetector, image, name:str|None=None, mapping:BoxMapping
     area = lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])
     return [Detection(m.apply(d.box), d.score) for d in sorted(found, key=lambda d: -area(d))]
 
-def _face_box(self:FaceDetector, image, name:str|None=None, mapping:BoxMapping|None=None) -> Detection:  # any form `to_rgb` takes; how messages name it; default: the stored `detector_mapping()`
+def _face_box(self:FaceDetector, image,      # any form `to_rgb` takes
+              name:str|None=None,            # how messages name it
+              mapping:BoxMapping|None=None,  # default: the stored `detector_mapping()`
+             ) -> Detection:
     "The face (`select` rule) as a `Detection` whose box is the estimated *landmark* box; `NoFaceError` naming the image if none."
     name = name or image_name(image)
     found = self.face_boxes(image, name, mapping)
     if not found: raise self.no_face(name)
     return pick_face(found, self.select)
 
-def _no_face(self:FaceDetector, name:str) -> NoFaceError:  # how the message names the image
+def _no_face(self:FaceDetector, name:str,  # how the message names the image
+            ) -> NoFaceError:
     "The `NoFaceError` for an image where this detector found no face."
     return NoFaceError(f"{name}: no face found by the face detector (MediaPipe short-range, min score {self.min_score:g}); "
                        "pass a tight face box (x0, y0, x1, y1) for it")
@@ -306,7 +340,10 @@ class DetectorBoxes(NamedTuple):
     scores: np.ndarray  # (N,) detector scores; NaN where no face was found
     found: np.ndarray   # (N,) bool
 
-def detector_boxes(samples, detector:FaceDetector|None=None, progress:bool=False) -> DetectorBoxes:  # FaceSamples (their images are read); a FaceDetector (default: a new one); tqdm bar
+def detector_boxes(samples,                          # FaceSamples (their images are read)
+                   detector:FaceDetector|None=None,  # a FaceDetector (default: a new one)
+                   progress:bool=False,              # tqdm bar
+                  ) -> DetectorBoxes:
     "The box `Predictor` would use for each sample's image without a box (`FaceDetector.face_box`), and its score."
     det = detector or FaceDetector()
     mapping = detector_mapping()

@@ -39,31 +39,39 @@ ERRORS = ('raise', 'skip')      # predict(errors=): the first bad image raises, 
 FACE_COLUMNS = (['face', 'source', 'score', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'yaw', 'pitch', 'roll']
                 + [f"{c}{k}" for k in range(N_LANDMARKS) for c in 'xyz'])   # one face in a CSV row (photos and video frames)
 
-def face_json(f:dict) -> dict:  # one face record
+def face_json(f:dict,  # one face record
+             ) -> dict:
     "The face record as plain JSON data (box, points and angles rounded to 0.001)."
     r3 = lambda v: round(float(v), 3)
     return dict(id=f['id'], box=[r3(v) for v in f['box']], source=f['source'], score=f['score'],
                 yaw=r3(f['yaw']), pitch=r3(f['pitch']), roll=r3(f['roll']), points=np.round(f['points'], 3).tolist())
 
-def face_row(f:dict) -> list:  # one face record
+def face_row(f:dict,  # one face record
+            ) -> list:
     "The face record as the values of `FACE_COLUMNS` (the same rounding as `face_json`)."
     j = face_json(f)
     return [j['id'], j['source'], '' if j['score'] is None else round(j['score'], 4), *j['box'], j['yaw'], j['pitch'], j['roll'],
             *[v for p in j['points'] for v in p]]
 
 # %% ../nbs/12_inference.ipynb #89466d1c
-def landmark_box(pts) -> tuple:  # (68, 2|3) points in image pixels
+def landmark_box(pts,  # (68, 2|3) points in image pixels
+                ) -> tuple:
     "The tight face box (x0, y0, x1, y1): the 2D bounding box of the landmarks, the box `Predictor` expects."
     p = np.asarray(pts, dtype=np.float64)[:, :2]
     return (*p.min(0).tolist(), *p.max(0).tolist())
 
-def box_crop(box, expand:float=1.25) -> CropTransform:  # (x0, y0, x1, y1) tight face box, image pixels; the protocol's expansion
+def box_crop(box,                # (x0, y0, x1, y1) tight face box, image pixels
+             expand:float=1.25,  # the protocol's expansion
+            ) -> CropTransform:
     "The evaluation's crop from a tight face box: the box centre, side = box width x `expand`, z_ref 0."
     x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
     return CropTransform.from_points(np.array([[x0, y0], [x1, y1]]), expand)
 
 # %% ../nbs/12_inference.ipynb #97bbff64
-def check_box(box, hw, name:str='image') -> tuple:  # (x0, y0, x1, y1) image pixels; the image's (height, width); how errors name the image
+def check_box(box,               # (x0, y0, x1, y1) image pixels
+              hw,                # the image's (height, width)
+              name:str='image',  # how errors name the image
+             ) -> tuple:
     "The box as 4 floats; `ValueError` naming the image unless it is finite, has positive size and overlaps the image."
     try: b = np.asarray(box, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError): raise ValueError(f"{name}: box {box!r} is not 4 numbers (x0, y0, x1, y1)") from None
@@ -81,7 +89,8 @@ MIN_FACE_PX = 32   # the smallest usable face: a box whose larger side is below 
 class SmallFaceWarning(UserWarning):
     "A face box below `MIN_FACE_PX`: the prediction runs, but on a few upsampled pixels."
 
-def warn_small_face(box, name:str='image'):  # (x0, y0, x1, y1) checked by `check_box`; how the warning names the image
+def warn_small_face(box,                # (x0, y0, x1, y1) checked by `check_box`
+                    name:str='image'):  # how the warning names the image
     "Warn (`SmallFaceWarning`, naming the image) when the box's larger side is below `MIN_FACE_PX` pixels."
     side = max(box[2] - box[0], box[3] - box[1])
     if side < MIN_FACE_PX:
@@ -104,7 +113,10 @@ def _orientation(path) -> int:
         with Image.open(path) as im: return int(im.getexif().get(0x0112, 0))
     except Exception: return 0                            # no EXIF block, or a broken one: read as stored
 
-def read_rgb(image, name:str='image', max_pixels:int|None=MAX_PIXELS) -> np.ndarray:  # path, PIL image or array; how errors name it; largest image file to decode (None: any)
+def read_rgb(image,                           # path, PIL image or array
+             name:str='image',                # how errors name it
+             max_pixels:int|None=MAX_PIXELS,  # largest image file to decode (None: any)
+            ) -> np.ndarray:
     "`to_rgb`, with a file turned upright by its EXIF orientation and one above `max_pixels` refused before decoding (`ValueError` naming it, its size and --max-pixels)."
     if not isinstance(image, (str, os.PathLike)) or not Path(image).is_file(): return to_rgb(image, name)
     with _pil_guard_off():
@@ -168,7 +180,9 @@ class Predictor:
         self._runner = None                                 # built on the first forward pass (from the weights as they are then)
 
     @classmethod
-    def from_checkpoint(cls, path='default', device='cpu', **kw):  # a checkpoint written by jvcr, or the name of shipped weights ('default'); device; other `Predictor` arguments
+    def from_checkpoint(cls, path='default',  # a checkpoint written by jvcr, or the name of shipped weights ('default')
+                        device='cpu',         # device
+                        **kw):                # other `Predictor` arguments
         """Load `path` safely (weights only; `CheckpointError` names a missing or foreign file) into a predictor.
         A name without a file, such as `'default'`, loads weights shipped with jvcr (`shipped_weights()`). Those are trained
         on AFLW images and Basel Face Model labels and carry their terms, non-commercial research only (`WEIGHTS_TERMS`),
@@ -239,7 +253,10 @@ def _add_faces(self:Predictor, items:list):
 Predictor._faces_in, Predictor._image_record, Predictor._add_faces = _faces_in, _image_record, _add_faces
 
 # %% ../nbs/12_inference.ipynb #0c44f57d
-def _predict_points(self:Predictor, images, boxes=None, return_volumes:bool=False, batch_size:int=8):  # one image or a list: paths, PIL images, arrays; one tight box (x0, y0, x1, y1) per image, None: the face detector's largest face; also return the volumes; images per forward pass
+def _predict_points(self:Predictor, images,     # one image or a list: paths, PIL images, arrays
+                    boxes=None,                 # one tight box (x0, y0, x1, y1) per image, None: the face detector's largest face
+                    return_volumes:bool=False,  # also return the volumes
+                    batch_size:int=8):          # images per forward pass
     "One face per image: points (N, 68, 3) in image pixels (`PREDICTION_CONVENTION`) [, volumes: one (N, d_i, R, R) per stack]."
     images = _image_list(images)
     if not images: raise ValueError("predict: no images")
@@ -259,12 +276,13 @@ def _check_batch(batch_size):
 Predictor.predict_points = _predict_points
 
 # %% ../nbs/12_inference.ipynb #997c38e0
-def _predict(self:Predictor, images,             # one image or a list: paths, PIL images, HxW(x3) arrays
-             boxes=None,                         # one tight box (x0, y0, x1, y1) per image; None: the face detector's faces
-             faces:str='all',                    # 'all' or 'largest' (FACES)
-             errors:str='raise',                 # 'raise' or 'skip' (ERRORS): a bad image raises, or gets a record with its error
-             batch_size:int=8,                   # faces per forward pass (from any images)
-             progress:bool=False) -> list:       # tqdm bar over the images
+def _predict(self:Predictor, images,  # one image or a list: paths, PIL images, HxW(x3) arrays
+             boxes=None,              # one tight box (x0, y0, x1, y1) per image; None: the face detector's faces
+             faces:str='all',         # 'all' or 'largest' (FACES)
+             errors:str='raise',      # 'raise' or 'skip' (ERRORS): a bad image raises, or gets a record with its error
+             batch_size:int=8,        # faces per forward pass (from any images)
+             progress:bool=False,     # tqdm bar over the images
+            ) -> list:                # one record per image
     "One record per image: {'image', 'width', 'height', 'faces': [{'id', 'box', 'source', 'score', 'points', 'yaw', 'pitch', 'roll'}], 'error'}."
     images = _image_list(images)
     if not images: raise ValueError("predict: no images")
@@ -288,7 +306,13 @@ def _predict(self:Predictor, images,             # one image or a list: paths, P
 Predictor.predict = _predict
 
 # %% ../nbs/12_inference.ipynb #eeb9fef1
-def draw_points(image, pts, box=None, color=(0, 255, 0), box_color=(255, 64, 64), radius:float|None=None) -> Image.Image:  # an image (any form `to_rgb` takes); (68, >=2) points in image pixels; optional (x0, y0, x1, y1); RGB colours; dot radius (default: the face box's larger side / 80)
+def draw_points(image,                    # an image (any form `to_rgb` takes)
+                pts,                      # (68, >=2) points in image pixels
+                box=None,                 # optional tight box (x0, y0, x1, y1)
+                color=(0, 255, 0),        # RGB of the points and skeleton
+                box_color=(255, 64, 64),  # RGB of the box
+                radius:float|None=None,   # dot radius (default: the face box's larger side / 80)
+               ) -> Image.Image:          # the image as an RGB PIL image
     "The image as an RGB PIL image with the 68 points, the landmark skeleton and the box drawn on it, sized by the face."
     im = Image.fromarray(to_rgb(image))
     d, p = ImageDraw.Draw(im), np.asarray(pts, dtype=np.float64)[:, :2] + 0.5  # PIL draws in pixel-edge coordinates
@@ -299,7 +323,10 @@ def draw_points(image, pts, box=None, color=(0, 255, 0), box_color=(255, 64, 64)
     for x, y in p[:N_LANDMARKS]: d.ellipse([x - r, y - r, x + r, y + r], fill=color)
     return im
 
-def draw_faces(image, record:dict, axes:bool=True) -> Image.Image:  # the image (a path is read upright, as `predict` read it); its record from `predict`; also draw each face's head-pose axes
+def draw_faces(image,           # the image (a path is read upright, as `predict` read it)
+               record:dict,     # its record from `predict`
+               axes:bool=True,  # also draw each face's head-pose axes
+              ) -> Image.Image:
     "The image with every face of the record drawn: points, skeleton and box sized by each face, and its head-pose axes."
     im = read_rgb(image, image_name(image), None)
     for f in record['faces']:
@@ -308,7 +335,8 @@ def draw_faces(image, record:dict, axes:bool=True) -> Image.Image:  # the image 
     return im if isinstance(im, Image.Image) else Image.fromarray(im)
 
 # %% ../nbs/12_inference.ipynb #587a72d5
-def overlay_names(images) -> list:  # the images as given (paths or in-memory)
+def overlay_names(images,  # the images as given (paths or in-memory)
+                 ) -> list:
     "A distinct PNG file name per image: its stem, numbered when stems repeat."
     seen, out = {}, []
     for i, im in enumerate(images):

@@ -33,7 +33,8 @@ def shipped_weights() -> dict:
     d = weights_dir()
     return {p.stem: json.loads(p.with_suffix('.json').read_text()) for p in sorted(d.glob('*.pt')) if p.with_suffix('.json').is_file()}
 
-def resolve_checkpoint(path) -> Path:  # a checkpoint file, or the name of shipped weights
+def resolve_checkpoint(path,  # a checkpoint file, or the name of shipped weights
+                      ) -> Path:
     "The checkpoint file for `path`: a file as given, else the shipped weights of that name; `CheckpointError` otherwise."
     p = Path(path)
     if p.is_file() or p.suffix or len(p.parts) > 1: return p           # a path: load_checkpoint names it if missing
@@ -42,8 +43,15 @@ def resolve_checkpoint(path) -> Path:  # a checkpoint file, or the name of shipp
     raise CheckpointError(f"{str(path)!r} is neither a checkpoint file nor shipped weights (shipped: {', '.join(shipped_weights()) or 'none'})")
 
 # %% ../nbs/11c_shipped.ipynb #50b3f108
-def ship_weights(checkpoint, name:str='default', card:dict|None=None, faces=None, tol:float=0.05, folder=None,
-                 storage:str='auto', overwrite:bool=False) -> dict:  # a jvcr checkpoint; the shipped name; model card fields (plain data); FaceSamples to check fp16 on; largest allowed |fp16 - fp32| in image px; target (default: weights_dir()); 'auto' (float16 when within tol, else float32) | 'float16' | 'float32'; replace shipped weights of that name?
+def ship_weights(checkpoint,            # a jvcr checkpoint
+                 name:str='default',    # the shipped name
+                 card:dict|None=None,   # model card fields (plain data)
+                 faces=None,            # FaceSamples to check fp16 on
+                 tol:float=0.05,        # largest allowed |fp16 - fp32| in image px
+                 folder=None,           # target (default: weights_dir())
+                 storage:str='auto',    # 'auto' (float16 when within tol, else float32) | 'float16' | 'float32'
+                 overwrite:bool=False,  # replace shipped weights of that name?
+                ) -> dict:
     "Write `checkpoint`'s model as NAME.pt (float16 weights when they keep the points within `tol` px) and its model card NAME.json; returns the card."
     from jvcr.evaluation import ModelPredictor
     from jvcr.model import JVCR, count_params
@@ -78,10 +86,14 @@ ONNX_HINT = "ONNX export needs the optional extra: pip install 'jvcr[onnx]' (onn
 
 class CropCoords(nn.Module):
     "The exported graph: input crops (B, 3, R, R) in [0, 1] -> the 71 points in input-crop pixels (B, 71, 3)."
-    def __init__(self, model): super().__init__(); self.model = model
-    def forward(self, x): return coords_to_crop(self.model(x)[1])
+    def __init__(self, model): super().__init__(); self.model = model  # a JVCR
+    def forward(self, x,                                  # (B, 3, R, R) float32 crops in [0, 1]
+               ): return coords_to_crop(self.model(x)[1])  # (B, 71, 3) input-crop pixels
 
-def check_export_out(fmt:str, out, flag:str='out') -> Path:  # one of EXPORT_FORMATS; the file to write; how errors name it
+def check_export_out(fmt:str,         # one of EXPORT_FORMATS
+                     out,             # the file to write
+                     flag:str='out',  # how errors name it
+                    ) -> Path:
     "`out` as a Path; `ValueError` naming it unless its suffix is the format's (`EXPORT_SUFFIXES`)."
     if fmt not in EXPORT_FORMATS: raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
     if out is None: raise ValueError(f"export needs {flag}=... (the file to write)")
@@ -94,7 +106,11 @@ def _require_onnx():
     except ImportError as e: raise ImportError(f"{ONNX_HINT}; missing: {e.name}") from None
 
 # %% ../nbs/11c_shipped.ipynb #e9cf0dc4
-def export_model(checkpoint_or_model, fmt:str='torchscript', out=None, overwrite:bool=False) -> Path:  # a checkpoint path or a JVCR; 'torchscript' | 'onnx'; output file (.pt/.ts, .onnx); replace an existing file?
+def export_model(checkpoint_or_model,    # a checkpoint path or a JVCR
+                 fmt:str='torchscript',  # 'torchscript' | 'onnx'
+                 out=None,               # output file (.pt/.ts, .onnx)
+                 overwrite:bool=False,   # replace an existing file?
+                ) -> Path:
     "Write the model as TorchScript or ONNX (`CropCoords`: crops -> 71 points in crop pixels, any batch size) to `out`."
     src = checkpoint_or_model if isinstance(checkpoint_or_model, (str, os.PathLike)) else None
     out = check_export_out(fmt, out)
@@ -129,7 +145,11 @@ def load_exported(path):  # a file written by `export_model` (.pt TorchScript or
         with torch.inference_mode(): return ts(torch.as_tensor(np.asarray(x, dtype=np.float32))).numpy()
     return run
 
-def export_parity(path, model, batch:int=3, seed:int=1) -> float:  # the exported file; the eager JVCR it came from; crops; seed
+def export_parity(path,         # the exported file
+                  model,        # the eager JVCR it came from
+                  batch:int=3,  # crops
+                  seed:int=1,   # seed
+                 ) -> float:
     "Max |exported - eager| over the 71 points of `batch` random crops, in input-crop pixels (fp32)."
     net, x = CropCoords(model).eval().cpu(), rand_crops(model.config.in_res, batch, seed)
     with torch.inference_mode(): ref = net(x).numpy()
