@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .facemodel import FaceModel, load_face_model, pose_matrix
+from .facemodel import FaceModel, load_face_model, pose_angles, pose_matrix
 from .metrics import nme_2d, nme_3d, summarize, yaw_bin, BIN_NAMES
 from .core import atomic_write, data_root, cache_dir, repo_root, write_json
 
@@ -201,8 +201,7 @@ def _start(pb:_Problem,  # problem
 # %% ../nbs/05a_aflw_labels.ipynb #009eb3a5
 def _angles(R):  # (N, 3, 3) rotations of the 3DDFA convention
     "(pitch, yaw, roll) in degrees, inverse of `pose_matrix` for |yaw| < 90."
-    yaw = np.arcsin(np.clip(-R[:, 0, 2], -1, 1))
-    return np.degrees(np.stack([np.arctan2(R[:, 1, 2], R[:, 2, 2]), yaw, np.arctan2(R[:, 0, 1], R[:, 0, 0])], -1))
+    return np.degrees(pose_angles(R))
 
 # %% ../nbs/05a_aflw_labels.ipynb #a29ebd17
 def _fit_batch(q,                # (N, 21, 2) y-up targets

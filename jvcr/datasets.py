@@ -19,7 +19,7 @@ from .facemodel import load_face_model, pts_from_mat
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'AFLW2000_CROPS', 'KNOWN_FOLDERS', 'BFM_FILES', 'AFLW2000_YAW_BINS', 'open_image', 'load_image',
-           'check_image', 'TestSetError', 'FaceSample', 'FaceSource', 'verify_images', 'read_aflw2000_mat',
+           'check_image', 'to_rgb', 'TestSetError', 'FaceSample', 'FaceSource', 'verify_images', 'read_aflw2000_mat',
            'box_from_3ddfa', 'box_3ddfa_rule', 'load_aflw2000_3d', 'yaw_bin_counts', 'read_300w_lp_mat', 'load_300w_lp',
            'read_pts', 'read_pts_sample', 'load_pts_folder', 'load_reference_json', 'save_landmark_folder', 'expand_66',
            'load_landmark_folder', 'verify_checksums', 'check_data_root', 'format_report']
@@ -52,6 +52,33 @@ def check_image(path):  # image file
             im.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {path}: {e}") from None
+
+# %% ../nbs/04_datasets.ipynb #60702e5f
+def _array_to_rgb(a, name):
+    "HxW, HxWx1|3|4 uint8 / uint16 / float-in-[0, 1] array -> HxWx3 uint8."
+    if a.ndim == 3 and a.shape[2] in (1, 3, 4): a = a[..., :3] if a.shape[2] > 1 else a[..., 0]
+    elif a.ndim != 2: raise DataError(f"{name}: expected an HxW, HxWx3 or HxWx4 image array, got shape {a.shape}")
+    if a.size == 0: raise DataError(f"{name}: empty image (shape {a.shape})")
+    if a.dtype == np.uint8: pass
+    elif a.dtype.kind == 'u' and a.dtype.itemsize == 2: a = (a.astype(np.uint16) >> 8).astype(np.uint8)  # the high byte, as open_image
+    elif a.dtype.kind == 'f':
+        if not np.isfinite(a).all(): raise DataError(f"{name}: float image contains NaN or inf")
+        if a.min() < 0 or a.max() > 1:
+            raise DataError(f"{name}: float images must lie in [0, 1], got values in [{a.min():.4g}, {a.max():.4g}] (uint8 data? pass it as uint8)")
+        a = np.round(a.astype(np.float64) * 255).astype(np.uint8)
+    else: raise DataError(f"{name}: unsupported dtype {a.dtype}; expected uint8, uint16 or float in [0, 1]")
+    return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a)
+
+def to_rgb(image,             # a path, PIL image or numpy array
+           name:str='image',  # how errors name it
+          ) -> np.ndarray:
+    "The image as an HxWx3 uint8 RGB array; `DataError` naming it when it cannot be read or converted."
+    if isinstance(image, (str, os.PathLike)): return np.asarray(open_image(image))
+    if isinstance(image, Image.Image):
+        if image.mode.startswith('I;16') or image.mode in ('I', 'F'): return _array_to_rgb(np.asarray(image), name)
+        return np.asarray(image.convert('RGB'))
+    if isinstance(image, np.ndarray): return _array_to_rgb(image, name)
+    raise DataError(f"{name}: expected an image path, a PIL image or a numpy array, got {type(image).__name__}")
 
 # %% ../nbs/04_datasets.ipynb #2dfc1d2d
 class TestSetError(DataError):

