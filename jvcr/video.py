@@ -198,6 +198,11 @@ def predict_boxes(predictor:Predictor, image, boxes) -> np.ndarray:  # the predi
     return predictor._forward([predictor._prepare(image, b, 0) for b in boxes])[0] if len(boxes) else np.zeros((0, N_LANDMARKS, 3))
 
 # %% ../nbs/12d_video.ipynb #7719a1c7
+def _usable(b, hw) -> bool:
+    "A crop box with finite coordinates, positive size and some overlap with the (height, width) frame."
+    (H, W), b = hw, np.asarray(b, dtype=np.float64)
+    return bool(np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1] and b[2] >= -0.5 and b[3] >= -0.5 and b[0] <= W - 0.5 and b[1] <= H - 0.5)
+
 def lost_reason(pts, box, hw, min_iou:float=0.5, min_inside:float=0.5) -> str|None:  # (68, >=2) new landmarks; (x0, y0, x1, y1) the tight box they were cropped from; the frame's (height, width); least IoU of their box with `box`; least fraction of points inside the frame
     "Why the landmarks no longer follow a face, or None: they left the frame, or their box moved away from the crop's."
     p, (H, W) = np.asarray(pts, dtype=np.float64), hw
@@ -231,9 +236,9 @@ class _Track:
 class FaceTracker:
     "The faces followed through a clip: each cropped from its last landmarks; the face detector on the first frame, when a face is lost, and every `recheck` frames."
     def __init__(self, predictor:Predictor, detector:FaceDetector|None=None, smoothing:OneEuro|None=None,  # the predictor; the face detector (None: given boxes only, nothing re-found); One Euro parameters (None: off)
-                 recheck:int=25, max_faces:int|None=None, min_iou:float=0.5, min_inside:float=0.5, lead:float=0.5, name:str='video'):  # frames between detector checks (0: only when lost); most faces followed (None: all); the lost rules (`lost_reason`); the crop's lead (`_Track.crop_box`); how errors name the clip
+                 recheck:int=25, max_faces:int|None=None, min_iou:float=0.5, min_inside:float=0.5, lead:float=0.5, refine:int=1, name:str='video'):  # frames between detector checks (0: only when lost); most faces followed (None: all); the lost rules (`lost_reason`); the crop's lead (`_Track.crop_box`); extra passes per frame, each cropped from the last pass's landmarks; how errors name the clip
         self.predictor, self.detector, self.smoothing, self.recheck, self.max_faces = predictor, detector, smoothing, recheck, max_faces
-        self.min_iou, self.min_inside, self.lead, self.name = min_iou, min_inside, lead, name
+        self.min_iou, self.min_inside, self.lead, self.refine, self.name = min_iou, min_inside, lead, refine, name
         self.tracks, self.next_id, self.last_check, self.events = [], 0, None, []   # events: (frame, face id, what happened)
 
     def __repr__(self): return f"FaceTracker({len(self.tracks)} faces, recheck={self.recheck}, smoothing={self.smoothing})"
@@ -258,8 +263,7 @@ def _advance(self:FaceTracker, image, t:float, index:int, tracks:list, seeds:lis
     "Predict `tracks` from their last landmarks and `seeds` (box, source, score, id to reuse) in one batch: (faces [(track, box, source, score, pts)], lost [(track, box)])."
     room = None if self.max_faces is None else max(0, self.max_faces - len(tracks))
     items = [(tr.crop_box(self.lead), tr, 'tracked', None, None) for tr in tracks] + [(b, None, s, sc, r) for b, s, sc, r in seeds[:room]]
-    H, W = image.shape[:2]
-    out_of_frame = [b[2] < -0.5 or b[3] < -0.5 or b[0] > W - 0.5 or b[1] > H - 0.5 for b, *_ in items]
+    out_of_frame = [not _usable(b, image.shape[:2]) for b, *_ in items]
     todo = [it for it, o in zip(items, out_of_frame) if not o]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always', SmallFaceWarning)
@@ -268,7 +272,7 @@ def _advance(self:FaceTracker, image, t:float, index:int, tracks:list, seeds:lis
     out, lost = [], []
     for (b, tr, src, sc, reuse), o in zip(items, out_of_frame):
         p = None if o else next(pts)
-        why = "left the frame (its crop lies outside)" if o else lost_reason(p, b, image.shape[:2], self.min_iou, self.min_inside)
+        why = "left the frame (its crop is empty or outside)" if o else lost_reason(p, b, image.shape[:2], self.min_iou, self.min_inside)
         if why:
             if tr is not None: lost.append((tr, b))
             self.events.append((index, tr.id if tr else None, f"{'lost' if tr else 'rejected ' + src + ' box'}: {why}")); continue
@@ -281,7 +285,16 @@ def _advance(self:FaceTracker, image, t:float, index:int, tracks:list, seeds:lis
         out.append((tr, tuple(float(v) for v in b), src, sc, p))
     return out, lost
 
-FaceTracker._advance = _advance
+def _refined(self:FaceTracker, image, faces:list) -> list:
+    "The faces after `refine` more passes, each cropped from the previous pass's landmarks (the same frame)."
+    for _ in range(self.refine):
+        ok = [i for i, f in enumerate(faces) if _usable(landmark_box(f[4]), image.shape[:2])]
+        boxes = [landmark_box(faces[i][4]) for i in ok]
+        for i, b, p in zip(ok, boxes, predict_boxes(self.predictor, image, boxes)): faces[i] = (*faces[i][:1], tuple(b), *faces[i][2:4], p)
+    for f in faces: f[0].pts = f[4]
+    return faces
+
+FaceTracker._advance, FaceTracker._refined = _advance, _refined
 
 # %% ../nbs/12d_video.ipynb #fc074d50
 def _step(self:FaceTracker, image, t:float, index:int, boxes=None) -> list:  # (H, W, 3) uint8 frame; its time (s); its index; tight boxes that replace the followed faces (e.g. the first frame's)
@@ -298,7 +311,7 @@ def _step(self:FaceTracker, image, t:float, index:int, boxes=None) -> list:  # (
         self.last_check = index
         if self.max_faces is not None: more = more[:max(0, self.max_faces - len(faces))]
         faces += self._advance(image, t, index, [], more)[0]
-    kept = []
+    kept, faces = [], self._refined(image, faces)
     for f in sorted(faces, key=lambda f: f[0].id):                # of two faces on one spot, the older stays
         if any(box_iou(landmark_box(k[4]), landmark_box(f[4])) > self.min_iou for k in kept): self.events.append((index, f[0].id, 'dropped: duplicate')); continue
         kept.append(f)
@@ -452,7 +465,7 @@ class VideoResults(NamedTuple):
     failures: list    # (video as given, message naming it) per clip that failed
 
 def predict_video_files(videos, predictor:Predictor, out=None, overlay=None, smoothing=True, overwrite:bool=False,  # video files; the predictor; a .json or .csv file, or several; a folder for DIR/STEM.mp4 overlays; True, False or a `OneEuro`; replace existing outputs
-                        boxes=None, recheck:float=1.0, max_faces:int|None=None, progress:bool=True, model:dict|None=None) -> VideoResults:  # as `predict_video` (boxes: the first frame's, for every clip); {'name', 'sha256'} (default: `model_identity(predictor)`)
+                        boxes=None, recheck:float=1.0, max_faces:int|None=None, progress:bool=True, model:dict|None=None, tracker:dict|None=None) -> VideoResults:  # as `predict_video` (boxes: the first frame's, for every clip); {'name', 'sha256'} (default: `model_identity(predictor)`); other `FaceTracker` arguments
     "Predict every clip that can be read into the JSON/CSV file(s) and overlay videos; a clip that fails is listed, the others are written."
     videos = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
     outs = [] if out is None else [Path(out)] if isinstance(out, (str, os.PathLike)) else [Path(o) for o in out]
@@ -466,8 +479,8 @@ def predict_video_files(videos, predictor:Predictor, out=None, overlay=None, smo
     sm = _smoothing(smoothing)
     meta = dict(schema=VIDEO_SCHEMA, model=model or model_identity(predictor), convention=PREDICTION_CONVENTION, pose=POSE_CONVENTION,
                 smoothing=None if sm is None else dict(filter='One Euro', unit='face size, s', **dataclasses.asdict(sm)),
-                tracking=dict(recheck_s=recheck, max_faces=max_faces, first_frame_boxes=boxes is not None))
-    kw = dict(boxes=boxes, smoothing=sm or False, recheck=recheck, max_faces=max_faces, progress=progress)
+                tracking=dict(recheck_s=recheck, max_faces=max_faces, first_frame_boxes=boxes is not None, **(tracker or {})))
+    kw = dict(boxes=boxes, smoothing=sm or False, recheck=recheck, max_faces=max_faces, progress=progress, tracker=tracker)
     res = VideoResults([], [])
     def run(*files):
         sinks = _Sinks(list(zip([o.suffix.lower() for o in outs], files)), meta)
