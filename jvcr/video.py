@@ -517,18 +517,18 @@ def video_command(a) -> int:  # parsed arguments of `jvcr predict` whose inputs 
     return 1 if res.failures else 0
 
 # %% ../nbs/12d_video.ipynb #2a459380
-def measure_video_fps(predictor:Predictor, sizes=((640, 480), (1280, 720)), n:int=100, threads:int=2, folder=None) -> dict:  # the predictor; (width, height) of each clip; frames per clip; torch and decoder threads; where to write the clips (default: a temporary folder)
+def measure_video_fps(predictor:Predictor, sizes=((640, 480), (1280, 720)), n:int=100, threads:int=2, folder=None, tracker:dict|None=None) -> dict:  # the predictor; (width, height) of each clip; frames per clip; torch and decoder threads; where to write the clips (default: a temporary folder); `FaceTracker` arguments (e.g. refine=0)
     "{'WxH': frames per second, ...} of `predict_video` on TOY clips (a turning face, 25 fps), after one warm-up frame."
     import tempfile, torch
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
-    out = dict(threads=threads, frames=n, torch=torch.__version__, backend=predictor.backend)
+    out = dict(threads=threads, frames=n, torch=torch.__version__, backend=predictor.backend, tracker=tracker or {})
     try:
         with tempfile.TemporaryDirectory(dir=folder) as d:
             for W, H in sizes:
                 f = Path(d) / f"fps_{W}x{H}.mp4"
                 toy_clip(f, n + 1, 'turn', (W, H), face=0.45)
-                it = predict_video(f, predictor, threads=threads)
+                it = predict_video(f, predictor, threads=threads, tracker=tracker)
                 next(it)                                             # warm-up: the backend and the detector start
                 t0 = time.perf_counter(); k = sum(1 for _ in it)
                 out[f"{W}x{H}"] = round(k / (time.perf_counter() - t0), 2)
