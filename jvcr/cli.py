@@ -347,7 +347,11 @@ def predict_command(a,  # parsed arguments of `jvcr predict`
     from jvcr.core import atomic_write
     from jvcr.detect import FaceDetector
     from jvcr.inference import Predictor, SmallFaceWarning, draw_faces
-    from jvcr.video import model_identity
+    from jvcr.video import is_video, model_identity, video_command
+    vids = [i for i in a.images if is_video(i)]
+    if vids:                                                    # clips: tracked frame to frame (jvcr.video)
+        if len(vids) < len(a.images): raise ValueError(f"give videos ({vids[0]}, ...) and images in separate jvcr predict calls")
+        return video_command(a)
     images, out, overlays, ckpt = _predict_outputs(a)
     boxes = [tuple(a.box)] * len(images) if a.box else read_boxes_csv(a.boxes, images) if a.boxes else [None] * len(images)
     det = None
@@ -381,7 +385,7 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
                               description='Predict 68 3D landmarks and the head pose of every face, from tight face boxes given or found by the face '
                               f'detector ({DETECT_INSTALL}). ' + PREDICTION_CONVENTION + '.')
     p.add_argument('images', nargs='+', metavar='INPUT', help="image files (any format PIL reads), folders (their image files), @list.txt "
-                   "(one path per line) or glob patterns")
+                   "(one path per line) or glob patterns; or video files (.mp4, .mov, ...: every frame, faces tracked; --box: the first frame's box)")
     g = p.add_mutually_exclusive_group()
     g.add_argument('--box', nargs=4, type=float, metavar=('X0', 'Y0', 'X1', 'Y1'),
                    help="tight face box (the 68 landmarks' 2D bounding box) in image pixels, for every image "
@@ -402,6 +406,8 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
     p.add_argument('--overwrite', action='store_true', help='replace an existing --out file and overlay PNGs')
     p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, metavar='N', help=f'refuse image files above N pixels before decoding (default {MAX_PIXELS}, PIL\'s own limit)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    from jvcr.video import add_video_options
+    add_video_options(p)                                        # --no-smoothing, --recheck, --max-faces (videos)
     p.set_defaults(func=predict_command)
     return p
 

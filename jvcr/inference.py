@@ -345,4 +345,3 @@ def overlay_names(images,  # the images as given (paths or in-memory)
         out.append(f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png")
     return out
 
-_overlay_names = overlay_names   # the name jvcr.video imports today

@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from .core import atomic_write, check_outputs, sha256_file
 from .landmarks import N_LANDMARKS
 from .detect import FaceDetector, Detection, box_iou, detector_mapping, IOU_FOUND
-from .inference import PREDICTION_CONVENTION, Predictor, SmallFaceWarning, landmark_box, check_box, draw_points, resolve_checkpoint, _overlay_names
+from .inference import PREDICTION_CONVENTION, Predictor, SmallFaceWarning, landmark_box, check_box, draw_points, overlay_names
+from .shipped import resolve_checkpoint
 from .synthetic import toy_head, toy_landmarks, toy_texture, render_mesh, random_background
 from .pose import head_pose
 
@@ -30,7 +31,8 @@ VIDEO_SUFFIXES = ('.mp4', '.m4v', '.mov', '.avi', '.mkv', '.webm', '.mpg', '.mpe
 class VideoError(ValueError):
     "A file that cannot be read as a video (the message names it)."
 
-def is_video(path) -> bool:  # a file name
+def is_video(path,  # a file name
+            ) -> bool:
     "True for file names with a video suffix (`VIDEO_SUFFIXES`, any case)."
     return isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() in VIDEO_SUFFIXES
 
@@ -56,7 +58,8 @@ def _open(path):
         c.close(); raise VideoError(f"{path}: no video stream (streams: {kinds})")
     return c, c.streams.video[0]
 
-def video_info(path) -> VideoInfo:  # a video file
+def video_info(path,  # a video file
+              ) -> VideoInfo:
     "The clip's `VideoInfo`, from its header (no frame is decoded)."
     c, s = _open(path)
     with c:
@@ -71,7 +74,8 @@ class Frame(NamedTuple):
     time: float         # seconds: the frame's presentation time (index / fps when the file has none)
     image: np.ndarray   # (H, W, 3) uint8 RGB
 
-def read_frames(path, threads:int=0):  # a video file; decoder threads (0: FFmpeg's choice)
+def read_frames(path,            # a video file
+                threads:int=0):  # decoder threads (0: FFmpeg's choice)
     "Yield every `Frame` of the clip, one at a time; `VideoError` naming the file if it has no frame or fails to decode."
     import av
     c, s = _open(path)
@@ -88,7 +92,11 @@ def read_frames(path, threads:int=0):  # a video file; decoder threads (0: FFmpe
 # %% ../nbs/12d_video.ipynb #7b52009b
 class VideoWriter:
     "Encode RGB frames one at a time into an MP4 (H.264, yuv420p); use as a context manager."
-    def __init__(self, file, fps:float=25., crf:int=18, codec:str='libx264', fmt:str='mp4'):  # a path or a binary file open for writing (seekable); frames per second; H.264 quality (0 lossless .. 51); FFmpeg encoder; container
+    def __init__(self, file,           # a path or a binary file open for writing (seekable)
+                 fps:float=25.,        # frames per second
+                 crf:int=18,           # H.264 quality (0 lossless .. 51)
+                 codec:str='libx264',  # FFmpeg encoder
+                 fmt:str='mp4'):       # container
         import av
         self.c = av.open(file if not isinstance(file, (str, os.PathLike)) else str(file), 'w', format=fmt)
         self.fps, self.crf, self.codec, self.s, self.n = Fraction(fps).limit_denominator(1001), crf, codec, None, 0
@@ -134,7 +142,12 @@ def _clip_pose(motion, u, lm, res, size, face):
     return p
 
 # %% ../nbs/12d_video.ipynb #b3f0c7f6
-def toy_clip_frames(n:int=50, motion:str='turn', size=(256, 256), seed:int=0, noise:float=0., face:float=0.45):  # frames; one of CLIP_MOTIONS; (width, height); identity, texture, light, background; sensor noise sigma per frame (grey levels); landmark width / frame height
+def toy_clip_frames(n:int=50,           # frames
+                    motion:str='turn',  # one of CLIP_MOTIONS
+                    size=(256, 256),    # (width, height)
+                    seed:int=0,         # identity, texture, light, background
+                    noise:float=0.,     # sensor noise sigma per frame (grey levels)
+                    face:float=0.45):   # landmark width / frame height
     "Yield (image (H, W, 3) uint8, its exact (68, 3) points in `PREDICTION_CONVENTION`) for each frame of a TOY clip."
     if motion not in CLIP_MOTIONS: raise ValueError(f"motion must be one of {CLIP_MOTIONS}, got {motion!r}")
     rng = np.random.default_rng(seed)
@@ -153,8 +166,16 @@ def toy_clip_frames(n:int=50, motion:str='turn', size=(256, 256), seed:int=0, no
         pts[:, 2] -= pts[:, 2].mean()
         yield img, pts
 
-def toy_clip(path, n:int=50, motion:str='turn', size=(256, 256), fps:float=25., seed:int=0, noise:float=0., face:float=0.45,  # the MP4 to write; as `toy_clip_frames`; frames per second
-             overwrite:bool=False) -> np.ndarray:  # replace an existing file
+def toy_clip(path,                  # the MP4 to write
+             n:int=50,              # frames
+             motion:str='turn',     # one of CLIP_MOTIONS
+             size=(256, 256),       # (width, height)
+             fps:float=25.,         # frames per second
+             seed:int=0,            # identity, texture, light, background
+             noise:float=0.,        # sensor noise sigma per frame (grey levels)
+             face:float=0.45,       # landmark width / frame height
+             overwrite:bool=False,  # replace an existing file
+            ) -> np.ndarray:
     "Write a TOY clip (`toy_clip_frames`) as MP4 and return its truth, (n, 68, 3) points per frame."
     path = check_outputs({'clip': path}, None, overwrite)[0]
     truth = []
@@ -180,7 +201,9 @@ class OneEuroFilter:
         if min(params.min_cutoff, params.d_cutoff) <= 0 or params.beta < 0: raise ValueError(f"cutoffs must be > 0 and beta >= 0, got {params}")
         self.p, self.x, self.dx, self.t = params, None, None, None
 
-    def __call__(self, x, t:float) -> np.ndarray:  # the new sample (any shape, fixed); its time in seconds
+    def __call__(self, x,  # the new sample (any shape, fixed)
+                 t:float,  # its time in seconds
+                ) -> np.ndarray:
         "The filtered sample (the first sample passes unchanged; a repeated or earlier time returns the last output)."
         x = np.asarray(x, dtype=np.float64)
         if self.x is None: self.x, self.dx, self.t = x.copy(), np.zeros_like(x), t
@@ -193,7 +216,10 @@ class OneEuroFilter:
         return self.x.copy()
 
 # %% ../nbs/12d_video.ipynb #bc33ea4e
-def predict_boxes(predictor:Predictor, image, boxes) -> np.ndarray:  # the predictor; one (H, W, 3) frame; tight boxes (x0, y0, x1, y1) in it
+def predict_boxes(predictor:Predictor,  # the predictor
+                  image,                # one (H, W, 3) frame
+                  boxes,                # tight boxes (x0, y0, x1, y1) in it
+                 ) -> np.ndarray:
     "(N, 68, 3) points of the faces in `boxes`, one forward pass, by the photos' crop rule (`Predictor`'s own crop and forward)."
     return predictor._forward([predictor._prepare(image, b, 0) for b in boxes])[0] if len(boxes) else np.zeros((0, N_LANDMARKS, 3))
 
@@ -203,7 +229,12 @@ def _usable(b, hw) -> bool:
     (H, W), b = hw, np.asarray(b, dtype=np.float64)
     return bool(np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1] and b[2] >= -0.5 and b[3] >= -0.5 and b[0] <= W - 0.5 and b[1] <= H - 0.5)
 
-def lost_reason(pts, box, hw, min_iou:float=0.5, min_inside:float=0.5) -> str|None:  # (68, >=2) new landmarks; (x0, y0, x1, y1) the tight box they were cropped from; the frame's (height, width); least IoU of their box with `box`; least fraction of points inside the frame
+def lost_reason(pts,                   # (68, >=2) new landmarks
+                box,                   # (x0, y0, x1, y1) the tight box they were cropped from
+                hw,                    # the frame's (height, width)
+                min_iou:float=0.5,     # least IoU of their box with `box`
+                min_inside:float=0.5,  # least fraction of points inside the frame
+               ) -> str|None:
     "Why the landmarks no longer follow a face, or None: they left the frame, or their box moved away from the crop's."
     p, (H, W) = np.asarray(pts, dtype=np.float64), hw
     inside = float(((p[:, 0] > -0.5) & (p[:, 0] < W - 0.5) & (p[:, 1] > -0.5) & (p[:, 1] < H - 0.5)).mean())
@@ -212,7 +243,10 @@ def lost_reason(pts, box, hw, min_iou:float=0.5, min_inside:float=0.5) -> str|No
     if iou < min_iou: return f"landmarks left the crop (IoU {iou:.2f} with its box)"
     return None
 
-def detect_faces(detector:FaceDetector, image, name:str='frame') -> list:  # a FaceDetector; an RGB frame; how errors name it
+def detect_faces(detector:FaceDetector,  # a FaceDetector
+                 image,                  # an RGB frame
+                 name:str='frame',       # how errors name it
+                ) -> list:
     "Every face the detector finds as a `Detection` whose box is the estimated landmark box, largest first (retried once with a border, as `face_box`)."
     found = detector.detect(image, name=name) or (detector.detect(image, detector.retry_pad, name=name) if detector.retry_pad else [])
     m = detector_mapping()
@@ -228,15 +262,24 @@ class _Track:
     smoother: OneEuroFilter|None
     prev: np.ndarray|None = None     # the landmark box one frame earlier: with the last one, the face's velocity
 
-    def crop_box(self, lead:float=0.5) -> tuple:  # fraction of the last frame-to-frame step to move on by
+    def crop_box(self, lead:float=0.5,  # fraction of the last frame-to-frame step to move on by
+                ) -> tuple:
         "Where to crop the next frame: the last landmark box, moved on by `lead` x its last frame-to-frame step."
         b = np.array(landmark_box(self.pts))
         return tuple((b if self.prev is None else b + lead * (b - self.prev)).tolist())
 
 class FaceTracker:
     "The faces followed through a clip: each cropped from its last landmarks; the face detector on the first frame, when a face is lost, and every `recheck` frames."
-    def __init__(self, predictor:Predictor, detector:FaceDetector|None=None, smoothing:OneEuro|None=None,  # the predictor; the face detector (None: given boxes only, nothing re-found); One Euro parameters (None: off)
-                 recheck:int=25, max_faces:int|None=None, min_iou:float=0.5, min_inside:float=0.5, lead:float=0.5, refine:int=1, name:str='video'):  # frames between detector checks (0: only when lost); most faces followed (None: all); the lost rules (`lost_reason`); the crop's lead (`_Track.crop_box`); extra passes per frame, each cropped from the last pass's landmarks; how errors name the clip
+    def __init__(self, predictor:Predictor,        # the predictor
+                 detector:FaceDetector|None=None,  # the face detector (None: given boxes only, nothing re-found)
+                 smoothing:OneEuro|None=None,      # One Euro parameters (None: off)
+                 recheck:int=25,                   # frames between detector checks (0: only when lost)
+                 max_faces:int|None=None,          # most faces followed (None: all)
+                 min_iou:float=0.5,                # lost rule: least IoU (`lost_reason`)
+                 min_inside:float=0.5,             # lost rule: least fraction of points inside (`lost_reason`)
+                 lead:float=0.5,                   # the crop's lead (`_Track.crop_box`)
+                 refine:int=1,
+                 name:str='video'):                # how errors name the clip
         self.predictor, self.detector, self.smoothing, self.recheck, self.max_faces = predictor, detector, smoothing, recheck, max_faces
         self.min_iou, self.min_inside, self.lead, self.refine, self.name = min_iou, min_inside, lead, refine, name
         self.tracks, self.next_id, self.last_check, self.events = [], 0, None, []   # events: (frame, face id, what happened)
@@ -297,7 +340,11 @@ def _refined(self:FaceTracker, image, faces:list) -> list:
 FaceTracker._advance, FaceTracker._refined = _advance, _refined
 
 # %% ../nbs/12d_video.ipynb #fc074d50
-def _step(self:FaceTracker, image, t:float, index:int, boxes=None) -> list:  # (H, W, 3) uint8 frame; its time (s); its index; tight boxes that replace the followed faces (e.g. the first frame's)
+def _step(self:FaceTracker, image,  # (H, W, 3) uint8 frame
+          t:float,                  # its time (s)
+          index:int,                # its index
+          boxes=None,               # tight boxes that replace the followed faces (e.g. the first frame's)
+         ) -> list:
     "Follow the faces into this frame: one record per face (id, box, source, score, points, yaw, pitch, roll)."
     seeds, checked = [], False
     if boxes is not None: self.tracks, seeds, self.last_check = [], [(tuple(b), 'given', None, None) for b in boxes], index
@@ -335,8 +382,17 @@ def _first_boxes(boxes, info:VideoInfo, name:str) -> list:
     a = np.asarray(boxes, dtype=np.float64)
     return [check_box(b, (info.height, info.width), f"{name} frame 0") for b in (a[None] if a.shape == (4,) else a)]
 
-def predict_video(video, predictor:Predictor, boxes=None, smoothing=True, recheck:float=1.0, max_faces:int|None=None,  # a video file; the predictor; tight box(es) (x0, y0, x1, y1) of the faces in the first frame (None: the face detector's); True (`OneEuro()`), False or a `OneEuro`; seconds between detector checks (0: only when a face is lost); most faces followed (None: all)
-                  progress:bool=False, threads:int=0, tracker:dict|None=None, events:list|None=None, images:bool=False):  # tqdm bar; decoder threads (0: FFmpeg's choice); other `FaceTracker` arguments (min_iou, min_inside, lead); a list that receives the tracker's events (frame, face id, what happened); also yield each frame's pixels ('image')
+def predict_video(video,                    # a video file
+                  predictor:Predictor,      # the predictor
+                  boxes=None,               # tight box(es) (x0, y0, x1, y1) of the faces in the first frame (None: the face detector's)
+                  smoothing=True,           # True (`OneEuro()`), False or a `OneEuro`
+                  recheck:float=1.0,        # seconds between detector checks (0: only when a face is lost)
+                  max_faces:int|None=None,  # most faces followed (None: all)
+                  progress:bool=False,      # tqdm bar
+                  threads:int=0,            # decoder threads (0: FFmpeg's choice)
+                  tracker:dict|None=None,   # other `FaceTracker` arguments (min_iou, min_inside, lead)
+                  events:list|None=None,    # a list that receives the tracker's events (frame, face id, what happened)
+                  images:bool=False):       # also yield each frame's pixels ('image')
     "Yield one record per frame: {'frame', 'time', 'faces': [{'id', 'box', 'source', 'score', 'points', 'yaw', 'pitch', 'roll'}]}."
     info, name = video_info(video), str(video)
     first = None if boxes is None else _first_boxes(boxes, info, name)
@@ -355,7 +411,9 @@ def predict_video(video, predictor:Predictor, boxes=None, smoothing=True, rechec
 VIDEO_SCHEMA = 'jvcr-video/1'
 POSE_CONVENTION = "yaw, pitch, roll: degrees, AFLW2000-3D's convention (jvcr.pose.head_pose)"
 
-def model_identity(predictor:Predictor, checkpoint=None) -> dict:  # the predictor; its checkpoint file or shipped name (None: hash the weights in memory)
+def model_identity(predictor:Predictor,  # the predictor
+                   checkpoint=None,      # its checkpoint file or shipped name (None: hash the weights in memory)
+                  ) -> dict:
     "{'name', 'sha256'}: the checkpoint file's sha256, or (without one) the sha256 of the model's weights (state_dict tensors in key order)."
     if checkpoint is not None:
         f = resolve_checkpoint(checkpoint)
@@ -382,7 +440,8 @@ CSV_COLUMNS = (['video', 'frame', 'time', 'face', 'source', 'score', 'box_x0', '
 # %% ../nbs/12d_video.ipynb #8effee40
 class _Sinks:
     "The open output files of one run: JSON and/or CSV streams (overlays are per clip)."
-    def __init__(self, files:list, meta:dict):  # [(suffix, open text file)]; the run's metadata
+    def __init__(self, files:list,  # [(suffix, open text file)]
+                 meta:dict):        # the run's metadata
         self.files, self.n = files, 0
         for suffix, f in files:
             if suffix == '.json': f.write(json.dumps(meta, indent=1)[:-2] + ',\n "videos": [')
@@ -464,8 +523,19 @@ class VideoResults(NamedTuple):
     summaries: list   # per clip read: video, frames, frames_with_faces, faces, detections, events [(frame, face id, what)]
     failures: list    # (video as given, message naming it) per clip that failed
 
-def predict_video_files(videos, predictor:Predictor, out=None, overlay=None, smoothing=True, overwrite:bool=False,  # video files; the predictor; a .json or .csv file, or several; a folder for DIR/STEM.mp4 overlays; True, False or a `OneEuro`; replace existing outputs
-                        boxes=None, recheck:float=1.0, max_faces:int|None=None, progress:bool=True, model:dict|None=None, tracker:dict|None=None) -> VideoResults:  # as `predict_video` (boxes: the first frame's, for every clip); {'name', 'sha256'} (default: `model_identity(predictor)`); other `FaceTracker` arguments
+def predict_video_files(videos,                   # video files
+                        predictor:Predictor,      # the predictor
+                        out=None,                 # a .json or .csv file, or several
+                        overlay=None,             # a folder for DIR/STEM.mp4 overlays
+                        smoothing=True,           # True, False or a `OneEuro`
+                        overwrite:bool=False,     # replace existing outputs
+                        boxes=None,               # as `predict_video`: the first frame's, for every clip
+                        recheck:float=1.0,        # as `predict_video`
+                        max_faces:int|None=None,  # as `predict_video`
+                        progress:bool=True,       # tqdm bar
+                        model:dict|None=None,     # {'name', 'sha256'} (default: `model_identity(predictor)`)
+                        tracker:dict|None=None,
+                       ) -> VideoResults:
     "Predict every clip that can be read into the JSON/CSV file(s) and overlay videos; a clip that fails is listed, the others are written."
     videos = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
     outs = [] if out is None else [Path(out)] if isinstance(out, (str, os.PathLike)) else [Path(o) for o in out]
@@ -473,7 +543,7 @@ def predict_video_files(videos, predictor:Predictor, out=None, overlay=None, smo
     for o in outs:
         if o.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"out {o}: give a .json or .csv file name")
     if overlay is not None and Path(overlay).exists() and not Path(overlay).is_dir(): raise ValueError(f"overlay {overlay} is a file, not a folder")
-    ovs = None if overlay is None else [Path(overlay) / Path(n).with_suffix('.mp4').name for n in _overlay_names(videos)]
+    ovs = None if overlay is None else [Path(overlay) / Path(n).with_suffix('.mp4').name for n in overlay_names(videos)]
     if not outs and not ovs: raise ValueError("predict_video_files: give out (a .json or .csv file) and/or overlay (a folder)")
     check_outputs({'out': outs, 'overlay': ovs}, {'video': videos}, overwrite)
     sm = _smoothing(smoothing)
@@ -501,7 +571,8 @@ def add_video_options(p):  # the `predict` subparser
     if '--overwrite' not in have: p.add_argument('--overwrite', action='store_true', help='replace existing output files')
     return p
 
-def video_command(a) -> int:  # parsed arguments of `jvcr predict` whose inputs are all videos
+def video_command(a,  # parsed arguments of `jvcr predict` whose inputs are all videos
+                 ) -> int:
     "Run `jvcr predict` on videos: 0 when every clip was written, 1 when some failed (the others are written)."
     if getattr(a, 'boxes', None): raise ValueError("--boxes (a CSV per image) does not apply to videos; give the first frame's box with --box")
     if getattr(a, 'max_faces', None) is not None and a.max_faces < 1: raise ValueError(f"--max-faces must be a positive integer, got {a.max_faces}")
@@ -517,7 +588,13 @@ def video_command(a) -> int:  # parsed arguments of `jvcr predict` whose inputs 
     return 1 if res.failures else 0
 
 # %% ../nbs/12d_video.ipynb #2a459380
-def measure_video_fps(predictor:Predictor, sizes=((640, 480), (1280, 720)), n:int=100, threads:int=2, folder=None, tracker:dict|None=None) -> dict:  # the predictor; (width, height) of each clip; frames per clip; torch and decoder threads; where to write the clips (default: a temporary folder); `FaceTracker` arguments (e.g. refine=0)
+def measure_video_fps(predictor:Predictor,              # the predictor
+                      sizes=((640, 480), (1280, 720)),  # (width, height) of each clip
+                      n:int=100,                        # frames per clip
+                      threads:int=2,                    # torch and decoder threads
+                      folder=None,                      # where to write the clips (default: a temporary folder)
+                      tracker:dict|None=None,           # `FaceTracker` arguments (e.g. refine=0)
+                     ) -> dict:
     "{'WxH': frames per second, ...} of `predict_video` on TOY clips (a turning face, 25 fps), after one warm-up frame."
     import tempfile, torch
     old = torch.get_num_threads()

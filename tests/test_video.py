@@ -11,7 +11,6 @@ import jvcr.video as jv
 import jvcr.inference as ji
 from jvcr.detect import detector_available, DETECT_HINT
 from jvcr.model import JVCR, save_checkpoint
-from jvcr.cli import build_parser
 
 
 def nme2d(p, t):
@@ -176,17 +175,19 @@ def test_outputs_and_write_rule(turn, tmp_path, tiny):
 
 
 def test_video_command(turn, tmp_path):
-    "jvcr predict on a video (the predict parser with add_video_options): 0 and a summary line; 1 when a clip failed."
+    "jvcr predict on a video, through jvcr.cli.main: 0 and a summary line; 1 when a clip failed; videos and images not mixed."
+    from jvcr.cli import main
     f, truth = turn
-    p = build_parser()
-    jv.add_video_options(p._subparsers._group_actions[0].choices['predict'])   # what the integrator wires into jvcr predict
     box = [str(v) for v in ji.landmark_box(truth[0])]
-    a = p.parse_args(['predict', str(f), '--box', *box, '--out', str(tmp_path / 'v.json'), '--no-progress', '--no-smoothing', '--recheck', '0'])
-    fct.test_eq(a.command, 'predict')
-    with contextlib.redirect_stdout(io.StringIO()) as said: fct.test_eq(jv.video_command(a), 0)
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        fct.test_eq(main(['predict', str(f), '--box', *box, '--out', str(tmp_path / 'v.json'), '--no-progress', '--no-smoothing', '--recheck', '0']), 0)
     fct.test_eq(said.getvalue(), f"wrote {len(truth)} frames of 1 of 1 videos to {tmp_path / 'v.json'}\n")
-    assert json.loads((tmp_path / 'v.json').read_text())['smoothing'] is None
+    got = json.loads((tmp_path / 'v.json').read_text())
+    assert got['smoothing'] is None and got['schema'] == jv.VIDEO_SCHEMA
     (tmp_path / 'bad.mp4').write_text('x')
-    a = p.parse_args(['predict', str(f), str(tmp_path / 'bad.mp4'), '--box', *box, '--out', str(tmp_path / 'w.csv'), '--no-progress', '--recheck', '0'])
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err: fct.test_eq(jv.video_command(a), 1)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        fct.test_eq(main(['predict', str(f), str(tmp_path / 'bad.mp4'), '--box', *box, '--out', str(tmp_path / 'w.csv'), '--no-progress', '--recheck', '0']), 1)
     assert f"{tmp_path / 'bad.mp4'}: not a video" in err.getvalue()
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        fct.test_eq(main(['predict', str(f), str(tmp_path / 'x.jpg'), '--box', *box, '--out', str(tmp_path / 'm.json')]), 2)
+    assert 'videos' in err.getvalue() and 'separate' in err.getvalue()
