@@ -115,5 +115,6 @@ def run_reproduction(name:str,                   # name from list_reproductions(
         try: pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(src.parent), progress_bar=progress, kernel_name='python3')
         except pm.PapermillExecutionError as e:
             why = ' '.join(str(e.evalue).split())
-            raise ReproductionError(f"{name}: cell {e.exec_count} failed: {e.ename}: {why} (the executed notebook, with the traceback: {out})") from None
+            n = e.exec_count - bool(params)                             # papermill counts the parameters cell it injects
+            raise ReproductionError(f"{name}: cell {n} failed: {e.ename}: {why} (the executed notebook, with the traceback: {out})") from None
     return out, figs
