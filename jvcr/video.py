@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .core import atomic_write, check_outputs, sha256_file
 from .landmarks import N_LANDMARKS
 from .detect import FaceDetector, Detection, box_iou, detector_mapping, IOU_FOUND
-from .inference import PREDICTION_CONVENTION, Predictor, SmallFaceWarning, landmark_box, check_box, draw_points, overlay_names
+from .inference import FACE_COLUMNS, face_json, face_row, PREDICTION_CONVENTION, Predictor, SmallFaceWarning, landmark_box, check_box, draw_points, overlay_names
 from .shipped import resolve_checkpoint
 from .synthetic import toy_head, toy_landmarks, toy_texture, render_mesh, random_background
 from .pose import head_pose
@@ -423,19 +423,13 @@ def model_identity(predictor:Predictor,  # the predictor
     for k, v in sorted(predictor.model.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return dict(name=f"in-memory {type(predictor.model).__name__}", sha256=h.hexdigest(), hashed='state_dict')
 
-def _face_json(f) -> dict:
-    return dict(id=f['id'], box=[round(v, 3) for v in f['box']], source=f['source'], score=f['score'],
-                yaw=round(f['yaw'], 3), pitch=round(f['pitch'], 3), roll=round(f['roll'], 3), points=np.round(f['points'], 3).tolist())
-
 def _csv_rows(video:str, r:dict) -> list:
-    "The CSV rows of one frame record: one per face, or one with empty face columns."
+    "The CSV rows of one frame record: one per face (the photos' `face_row`), or one with empty face columns."
     head = [video, r['frame'], round(r['time'], 6)]
-    if not r['faces']: return [head + [''] * (10 + 3 * N_LANDMARKS)]
-    return [head + [f['id'], f['source'], '' if f['score'] is None else round(f['score'], 4), *[round(v, 3) for v in f['box']],
-                    round(f['yaw'], 3), round(f['pitch'], 3), round(f['roll'], 3), *np.round(f['points'], 3).reshape(-1).tolist()] for f in r['faces']]
+    if not r['faces']: return [head + [''] * len(FACE_COLUMNS)]
+    return [head + face_row(f) for f in r['faces']]
 
-CSV_COLUMNS = (['video', 'frame', 'time', 'face', 'source', 'score', 'box_x0', 'box_y0', 'box_x1', 'box_y1', 'yaw', 'pitch', 'roll']
-               + [f"{c}{k}" for k in range(N_LANDMARKS) for c in 'xyz'])
+CSV_COLUMNS = ['video', 'frame', 'time'] + list(FACE_COLUMNS)   # one face of one frame per row
 
 # %% ../nbs/12d_video.ipynb #8effee40
 class _Sinks:
@@ -460,7 +454,7 @@ class _Sinks:
 
     def frame(self, video:str, r:dict):
         for suffix, f in self.files:
-            if suffix == '.json': f.write(('\n   ' if self.first else ',\n   ') + json.dumps(dict(frame=r['frame'], time=r['time'], faces=[_face_json(x) for x in r['faces']])))
+            if suffix == '.json': f.write(('\n   ' if self.first else ',\n   ') + json.dumps(dict(frame=r['frame'], time=r['time'], faces=[face_json(x) for x in r['faces']])))
             else: csv.writer(f, lineterminator='\n').writerows(_csv_rows(video, r))
         self.first = False
 
