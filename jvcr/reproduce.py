@@ -4,14 +4,20 @@
 
 # %% ../nbs/14_reproduce.ipynb #91af7b41
 from __future__ import annotations
-import contextlib, json, os, time
+import ast, contextlib, dataclasses, json, os, time
 from pathlib import Path
-from .core import data_status, repo_root, provenance, run_lock, write_json
+import numpy as np
+from IPython.display import Markdown
+from matplotlib.figure import Figure
+from .core import atomic_write, data_status, repo_root, provenance, run_lock, write_json
+from .geometry import CropTransform
+from .browser import read_per_face_csv
 
 # %% auto #0
-__all__ = ['ORDER', 'DEVICE_KINDS', 'list_reproductions', 'quick_parameters', 'device_kind', 'device_parameters',
+__all__ = ['ORDER', 'DEVICE_KINDS', 'CED_GRID', 'list_reproductions', 'quick_parameters', 'device_kind', 'device_parameters',
            'reproduction_parameters', 'check_reproductions', 'write_results', 'figures_dir', 'ReproductionError',
-           'run_reproduction']
+           'run_reproduction', 'notebook_parameters', 'percent', 'markdown_table', 'write_markdown', 'subsample',
+           'real_box_faces', 'per_face_errors', 'ced_fractions', 'plot_ceds']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
 ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'test_time', 'table1', 'table2', 'figure4', 'benchmark')  # table2 and figure4 read aflw2000_3d's results; figure4 table1's
@@ -118,3 +124,128 @@ def run_reproduction(name:str,                   # name from list_reproductions(
             n = e.exec_count - bool(params)                             # papermill counts the parameters cell it injects
             raise ReproductionError(f"{name}: cell {n} failed: {e.ename}: {why} (the executed notebook, with the traceback: {out})") from None
     return out, figs
+
+# %% ../nbs/14_reproduce.ipynb #h4000002
+def _literal(path, name, node):  # notebook, parameter name, its value's AST
+    try: return ast.literal_eval(node)
+    except ValueError: raise ValueError(f"{path}: parameter {name!r} is not a literal value") from None
+
+def notebook_parameters(notebook,        # a reproduction's name (nbs/reproduce/NAME.ipynb) or a notebook's path
+                        namespace=None,  # the running notebook's `globals()` (None: the values written in the cell)
+                        root=None,       # a folder in the checkout, for a name
+                       ) -> dict:
+    "The names assigned by the notebook's `parameters`-tagged cell, in order, with their values in `namespace`."
+    p = Path(notebook)
+    if p.suffix != '.ipynb' and len(p.parts) == 1: p = repo_root(root) / 'nbs' / 'reproduce' / f'{p.name}.ipynb'
+    if not p.is_file(): raise FileNotFoundError(f"notebook not found: {p}")
+    cells = [c for c in json.loads(p.read_text())['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
+    if len(cells) != 1: raise ValueError(f"{p}: {len(cells)} cells tagged 'parameters' (papermill needs one)")
+    src = cells[0]['source']
+    body = ast.parse(src if isinstance(src, str) else ''.join(src)).body
+    bad = [n.lineno for n in body if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name))]
+    if bad: raise ValueError(f"{p}: the parameters cell's line {bad[0]} is not `name = value`")
+    values = {n.targets[0].id: n.value for n in body}
+    if namespace is None: return {k: _literal(p, k, v) for k, v in values.items()}
+    missing = [k for k in values if k not in namespace]
+    if missing: raise ValueError(f"{p}: parameters {', '.join(missing)} are not defined here (run the parameters cell first)")
+    return {k: namespace[k] for k in values}
+
+# %% ../nbs/14_reproduce.ipynb #h4000007
+def percent(digits:int=2,  # decimals
+           ):
+    "A `markdown_table` format: a fraction as a percentage without the sign (0.01234 -> '1.23')."
+    return lambda v: f'{v * 100:.{digits}f}'
+
+def _cell(v, fmt, missing):  # value, its format (spec, function or None), the text for a missing value
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)): return missing
+    s = fmt(v) if callable(fmt) else format(v, fmt) if fmt else str(v)
+    return s.replace('|', '\\|').replace('\n', ' ')
+
+def markdown_table(rows,             # one dict (column -> value) or one list (in `header`'s order) per row
+                   header=None,      # column names (default: the first row's keys)
+                   formats=None,     # {column: format spec such as '.2f', or a function of the value}; others: str
+                   missing:str='-',  # the text for None, NaN and a dict row's absent column
+                  ) -> str:
+    "A GitHub markdown table of `rows`; a '|' inside a cell is escaped."
+    rows, formats = list(rows), dict(formats or {})
+    if header is None:
+        if not rows or not isinstance(rows[0], dict): raise ValueError("markdown_table: give `header` (the rows are not dicts)")
+        header = list(rows[0])
+    header = list(header)
+    if set(formats) - set(header): raise ValueError(f"formats for columns not in the header: {sorted(set(formats) - set(header))}")
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for i, r in enumerate(rows):
+        if isinstance(r, dict) and set(r) - set(header): raise ValueError(f"row {i}: columns {sorted(set(r) - set(header))} are not in the header")
+        vals = [r.get(h) for h in header] if isinstance(r, dict) else list(r)
+        if len(vals) != len(header): raise ValueError(f"row {i} has {len(vals)} cells, the header {len(header)}")
+        lines.append('| ' + ' | '.join(_cell(v, formats.get(h), missing) for h, v in zip(header, vals)) + ' |')
+    return '\n'.join(lines)
+
+# %% ../nbs/14_reproduce.ipynb #h4000010
+def write_markdown(path,    # the .md file (its folder is made)
+                   *parts,  # markdown texts (a table, a note), joined by blank lines
+                  ):
+    "Write the parts as one markdown file and return them as `Markdown`, to show as the cell's value."
+    text = '\n\n'.join(parts)
+    atomic_write(path, lambda f: f.write(text + '\n'), mode='w')
+    return Markdown(text)
+
+# %% ../nbs/14_reproduce.ipynb #h4000013
+def subsample(items,      # a sequence (faces, ids)
+              n:int,      # how many to keep (0: all)
+              seed:int=0, # the choice's seed
+             ) -> list:
+    "`n` of `items` chosen at random with `seed`, in their original order; all of them when `n` is 0 or not below their count."
+    items = list(items)
+    if n < 0: raise ValueError(f"subsample: n={n} is negative (0 keeps every item)")
+    if not n or n >= len(items): return items
+    return [items[i] for i in sorted(np.random.default_rng(seed).choice(len(items), n, replace=False))]
+
+# %% ../nbs/14_reproduce.ipynb #h4000016
+def real_box_faces(faces, # FaceSamples; those without `extra['box_3ddfa']` (the box their AFLW crop was cut from) are left out
+                  ) -> list:
+    "The faces that carry a real (3DDFA-style) box, each cropped from that box instead of its landmark box."
+    return [dataclasses.replace(s, crop=CropTransform.from_box(s.extra['box_3ddfa'], z_ref=s.crop.z_ref))
+            for s in faces if 'box_3ddfa' in s.extra]
+
+# %% ../nbs/14_reproduce.ipynb #h4000019
+def per_face_errors(path,                       # a per-face CSV (`evaluate(per_face_csv=...)`, `jvcr evaluate --per-face`)
+                    protocol:str='nme2d-box',   # its column (a protocol of `jvcr.metrics.PROTOCOLS`)
+                   ) -> np.ndarray:
+    "One protocol's per-face errors (NaN: a failed face) from a per-face CSV, in its order."
+    errors = read_per_face_csv(path)['errors']
+    if protocol not in errors: raise ValueError(f"{path} has no column {protocol!r} (it has {', '.join(errors)})")
+    return errors[protocol]
+
+# %% ../nbs/14_reproduce.ipynb #h4000022
+CED_GRID = np.round(np.arange(0, 0.2001, 0.0025), 4)   # the reproductions' CED thresholds: 0 to 20 % by 0.25 %
+
+def ced_fractions(errors,         # per-face errors (NaN: a failed face)
+                  grid=CED_GRID,  # thresholds
+                 ) -> np.ndarray:
+    "The share of faces whose error is at most each threshold of `grid`; failed faces count, below none."
+    e = np.asarray(errors, dtype=np.float64).ravel()
+    if e.size == 0: raise ValueError("ced_fractions: no errors")
+    return (np.nan_to_num(e, nan=np.inf)[:, None] <= np.asarray(grid)[None]).mean(0)
+
+# %% ../nbs/14_reproduce.ipynb #h4000025
+def plot_ceds(curves,                      # {name: shares of faces on `grid`} (`ced_fractions`)
+              grid=CED_GRID,               # the thresholds, as fractions
+              xlabel:str='2D NME (%)',     # what the errors are
+              title:str='',                # the axes' title
+              floors=('mean face', 'floor'),  # a curve whose name holds one of these is dashed
+              figsize=(6, 4),              # inches (w, h)
+             ) -> Figure:
+    "The CED curves in percent of faces against the error in percent; returns the Figure."
+    grid = np.asarray(grid) * 100
+    fig = Figure(figsize=figsize, dpi=100)
+    ax = fig.subplots()
+    for k, (name, c) in enumerate(curves.items()):
+        c = np.asarray(c, dtype=np.float64)
+        if c.shape != grid.shape: raise ValueError(f"CED curve {name!r} has {c.size} points, the grid {grid.size}")
+        floor = any(f in name for f in floors)
+        ax.plot(grid, c * 100, label=name, color=f'C{k % 10}', ls='--' if floor else '-', lw=1 if floor else 1.6)
+    ax.set(xlabel=xlabel, ylabel='faces below (%)', xlim=(0, grid[-1]), ylim=(0, 100), title=title)
+    ax.grid(alpha=0.3); ax.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    return fig
