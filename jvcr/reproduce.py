@@ -12,12 +12,15 @@ from matplotlib.figure import Figure
 from .core import atomic_write, data_status, repo_root, provenance, run_lock, write_json
 from .geometry import CropTransform
 from .browser import read_per_face_csv
+from .detect import detector_boxes
+from .inference import box_crop
+from .metrics import BIN_NAMES, yaw_bin
 
 # %% auto #0
 __all__ = ['ORDER', 'DEVICE_KINDS', 'CED_GRID', 'list_reproductions', 'quick_parameters', 'device_kind', 'device_parameters',
            'reproduction_parameters', 'check_reproductions', 'write_results', 'figures_dir', 'ReproductionError',
            'run_reproduction', 'notebook_parameters', 'percent', 'markdown_table', 'write_markdown', 'subsample',
-           'real_box_faces', 'per_face_errors', 'ced_fractions', 'plot_ceds']
+           'real_box_faces', 'detector_faces', 'per_face_errors', 'ced_fractions', 'plot_ceds']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
 ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'test_time', 'table1', 'table2', 'figure4', 'benchmark')  # table2 and figure4 read aflw2000_3d's results; figure4 table1's
@@ -158,12 +161,12 @@ def percent(digits:int=2,  # decimals
 
 def _cell(v, fmt, missing):  # value, its format (spec, function or None), the text for a missing value
     if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)): return missing
-    s = fmt(v) if callable(fmt) else format(v, fmt) if fmt else str(v)
+    s = str(v if isinstance(v, str) or not fmt else fmt(v) if callable(fmt) else format(v, fmt))
     return s.replace('|', '\\|').replace('\n', ' ')
 
 def markdown_table(rows,             # one dict (column -> value) or one list (in `header`'s order) per row
                    header=None,      # column names (default: the first row's keys)
-                   formats=None,     # {column: format spec such as '.2f', or a function of the value}; others: str
+                   formats=None,     # {column: format spec such as '.2f', or a function of the value} for its non-text cells
                    missing:str='-',  # the text for None, NaN and a dict row's absent column
                   ) -> str:
     "A GitHub markdown table of `rows`; a '|' inside a cell is escaped."
@@ -209,6 +212,18 @@ def real_box_faces(faces, # FaceSamples; those without `extra['box_3ddfa']` (the
             for s in faces if 'box_3ddfa' in s.extra]
 
 # %% ../nbs/14_reproduce.ipynb #h4000019
+def detector_faces(faces,          # FaceSamples with their yaw (their images are read)
+                   detector=None,  # a `jvcr.detect.FaceDetector` (default: a new one)
+                  ) -> tuple:
+    "(the faces the detector finds, cropped from its mapped boxes; dict(n, found, rate_per_bin)): the missed faces are left out, counted."
+    d = detector_boxes(faces, detector)
+    bins = yaw_bin([s.yaw for s in faces])
+    detection = dict(n=len(faces), found=int(d.found.sum()),
+                     rate_per_bin={b: float(d.found[bins == k].mean()) for k, b in enumerate(BIN_NAMES) if (bins == k).any()})
+    return [dataclasses.replace(s, crop=dataclasses.replace(box_crop(d.boxes[i]), z_ref=s.crop.z_ref))
+            for i, s in enumerate(faces) if d.found[i]], detection
+
+# %% ../nbs/14_reproduce.ipynb #h4000022
 def per_face_errors(path,                       # a per-face CSV (`evaluate(per_face_csv=...)`, `jvcr evaluate --per-face`)
                     protocol:str='nme2d-box',   # its column (a protocol of `jvcr.metrics.PROTOCOLS`)
                    ) -> np.ndarray:
@@ -217,7 +232,7 @@ def per_face_errors(path,                       # a per-face CSV (`evaluate(per_
     if protocol not in errors: raise ValueError(f"{path} has no column {protocol!r} (it has {', '.join(errors)})")
     return errors[protocol]
 
-# %% ../nbs/14_reproduce.ipynb #h4000022
+# %% ../nbs/14_reproduce.ipynb #h4000025
 CED_GRID = np.round(np.arange(0, 0.2001, 0.0025), 4)   # the reproductions' CED thresholds: 0 to 20 % by 0.25 %
 
 def ced_fractions(errors,         # per-face errors (NaN: a failed face)
@@ -228,7 +243,7 @@ def ced_fractions(errors,         # per-face errors (NaN: a failed face)
     if e.size == 0: raise ValueError("ced_fractions: no errors")
     return (np.nan_to_num(e, nan=np.inf)[:, None] <= np.asarray(grid)[None]).mean(0)
 
-# %% ../nbs/14_reproduce.ipynb #h4000025
+# %% ../nbs/14_reproduce.ipynb #h4000028
 def plot_ceds(curves,                      # {name: shares of faces on `grid`} (`ced_fractions`)
               grid=CED_GRID,               # the thresholds, as fractions
               xlabel:str='2D NME (%)',     # what the errors are

@@ -1,7 +1,7 @@
 """Papermill smoke runs: every reproduction notebook runs with its quick parameters into a temp folder."""
 import json
 import pytest
-from jvcr.reproduce import list_reproductions, run_reproduction, quick_parameters
+from jvcr.reproduce import list_reproductions, run_reproduction, quick_parameters, notebook_parameters
 
 NAMES = list_reproductions()
 
@@ -28,9 +28,32 @@ def test_reproduction_quick(name, shared_out):
     res = json.loads(found[0].read_text())
     assert res['parameters']['out_dir'] == str(shared_out) and res['provenance']['git_commit'] is not None
     for k, v in quick_parameters()[name].items(): assert res['parameters'][k] == v, (k, v)   # the injected values are echoed
+    assert set(res['parameters']) == set(notebook_parameters(name)), name                  # every parameter, and only those
     new = {p for p in set(shared_out.rglob('*')) - before if p.parent == shared_out and p.suffix in ('.png', '.md', '.html')}
     if name != 'figure4' or data_status()[0] is not None:   # figure4 draws the test run's faces: nothing to draw without data
         assert new, f'{name} wrote no figure or table'
+
+
+NOT_YET_SWITCHED = {'table1': 'the integrator switches it', 'recrop': 'its author switches it'}   # delete each entry once switched
+LOCAL_COPIES = {               # what a notebook writes again -> the shared helper that does it
+    '.savefig(': 'jvcr.metrics.save_figure', 'csv.DictReader': 'jvcr.reproduce.per_face_errors',
+    '.choice(len(': 'jvcr.reproduce.subsample', '|---': 'jvcr.reproduce.markdown_table',
+    ".write_text(table": 'jvcr.reproduce.write_markdown', "extra['box_3ddfa']": 'jvcr.reproduce.real_box_faces',
+    'plot_ced(': 'jvcr.reproduce.plot_ceds', 'detector_boxes(': 'jvcr.reproduce.detector_faces',
+    "'tab:green'": 'jvcr.browser.GT_COLOR', "'tab:red'": 'jvcr.browser.PRED_COLOR',
+}
+
+
+@pytest.mark.parametrize('name', [n for n in NAMES if n not in NOT_YET_SWITCHED])
+def test_reproductions_use_the_shared_helpers(name):
+    "A reproduction notebook keeps what is its own: tables, figures, CEDs, per-face CSVs, face choices and the echo of its parameters are jvcr.reproduce's."
+    import nbformat
+    from jvcr.core import repo_root
+    nb = nbformat.read(repo_root() / 'nbs' / 'reproduce' / f'{name}.ipynb', as_version=4)
+    code = '\n'.join(c.source for c in nb.cells if c.cell_type == 'code')
+    again = {k: v for k, v in LOCAL_COPIES.items() if k in code}
+    assert not again, f"{name}.ipynb writes again what a helper does: " + '; '.join(f'{k!r} -> use {v}' for k, v in again.items())
+    assert f"notebook_parameters('{name}', globals())" in code, f"{name}.ipynb echoes its parameters by hand: use notebook_parameters"
 
 
 def test_quick_or_data_less_runs_never_write_figures(tmp_path, monkeypatch):
