@@ -34,7 +34,7 @@ def test_reproduction_quick(name, shared_out):
         assert new, f'{name} wrote no figure or table'
 
 
-NOT_YET_SWITCHED = {'table1': 'the integrator switches it', 'recrop': 'its author switches it'}   # delete each entry once switched
+NOT_YET_SWITCHED = {'table1': 'the integrator switches it'}   # delete each entry once switched
 LOCAL_COPIES = {               # what a notebook writes again -> the shared helper that does it
     '.savefig(': 'jvcr.metrics.save_figure', 'csv.DictReader': 'jvcr.reproduce.per_face_errors',
     '.choice(len(': 'jvcr.reproduce.subsample', '|---': 'jvcr.reproduce.markdown_table',
