@@ -34,7 +34,7 @@ def test_reproduction_quick(name, shared_out):
         assert new, f'{name} wrote no figure or table'
 
 
-NOT_YET_SWITCHED = {'table1': 'the integrator switches it'}   # delete each entry once switched
+NOT_YET_SWITCHED = {}   # delete each entry once switched
 LOCAL_COPIES = {               # what a notebook writes again -> the shared helper that does it
     '.savefig(': 'jvcr.metrics.save_figure', 'csv.DictReader': 'jvcr.reproduce.per_face_errors',
     '.choice(len(': 'jvcr.reproduce.subsample', '|---': 'jvcr.reproduce.markdown_table',
@@ -78,7 +78,7 @@ def test_cuda_scale_trains_the_paper_preset_on_cpu(tmp_path):
     assert (p['train_preset'], p['device'], p['workers']) == ('paper', 'cuda', 8)
     cfg = get_train_config(p['train_preset'])
     assert (cfg.model, cfg.amp, cfg.batch_size) == ('paper', True, 20)
-    t1 = reproduction_parameters('table1', device='cuda')
+    t1 = reproduction_parameters('table1_train', device='cuda')
     assert (t1['model'], t1['base_preset'], t1['device']) == ('paper', 'paper', 'cuda')
     s = run_training(p['train_preset'], 'toy:5', tmp_path / 'run', epochs=(1, 1), batch_size=2, device='cpu', num_workers=0,
                      progress=False, verbose=False)       # the same preset, two faces a step, on this CPU
