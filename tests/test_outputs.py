@@ -14,8 +14,9 @@ followed by a unit (`%`, `ms`, `s`, `x`, `fps`, `px`, `points`, `pts`), or any d
 Such numbers must be computed in a code cell (e.g. `Markdown(f"...")` reading the results JSON or calibration file)
 so they cannot go stale. A citation is allowed: the number may stay typed when the same sentence (or table row)
 names its source (`SOURCE_WORDS`: the paper, a Table or Figure, PAPER.md, REFERENCE-CODE, 3DDFA, SynergyNet, or
-'published' / 'reported'). Code spans, fenced code and LaTeX (`$...$`) are not prose and are not read.
-Integers (counts such as '68 points', settings such as '10 % held out') are not result-like by this rule.
+'published' / 'reported'), and so may a goal set before measuring (the sentence says 'goal'). Code spans, fenced
+code and LaTeX (`$...$`) are not prose and are not read. Integers (counts such as '68 points', settings such as
+'10 % held out') are not result-like by this rule; a setting with decimals belongs in a code span (`tol=0.05`).
 
 Run `python tests/test_outputs.py` to list every finding.
 """
@@ -31,7 +32,7 @@ NO_VALUE_CALLS = {'print', 'display', 'test', 'test_eq', 'test_ne', 'test_close'
                   'test_eq_type', 'test_warns', 'test_stdout', 'test_shuffled', 'savefig', 'rmtree', 'unlink',
                   'mkdir', 'write_text', 'write_bytes', 'show', 'close', 'seed', 'manual_seed', 'update'}
 SOURCE_WORDS = re.compile(r'\bpaper\b|PAPER\.md|\bTable\s+[IVX\d]|\bFig(?:ure|\.)\s*\d|REFERENCE-CODE|3DDFA|SynergyNet'
-                          r'|\bpublished\b|\breported\b', re.I)
+                          r'|\bpublished\b|\breported\b|\bgoal\b', re.I)
 UNIT = r'(?:%|ms\b|s\b|seconds?\b|x\b|×|fps\b|px\b|points?\b|pts\b)'
 DECIMAL = r'(?<![\w.])[-+−]?\d+\.\d+(?![\w.])'
 RESULT_NUMBER = re.compile(r'(?<![\w.])[-+−]?\d+\.\d+(?:\s*(?:-|–|to)\s*\d+(?:\.\d+)?)?\s*' + UNIT)
