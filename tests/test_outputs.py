@@ -10,8 +10,8 @@ checkout may not have), and the notebooks in `nbs/reproduce/`: they are papermil
 `jvcr reproduce`, whose outputs are not stored by design (their results go to `figures/`).
 
 **No typed number.** A result-like number in a markdown cell is a decimal (digits with a decimal point) that is
-followed by a unit (`%`, `ms`, `s`, `x`, `fps`, `px`, `points`, `pts`), or any decimal in a markdown table row.
-Such numbers must be computed in a code cell (e.g. `Markdown(f"...")` reading the results JSON or calibration file)
+followed by a unit (`%`, `ms`, `s`, a rate such as `/s` or `samples/s`, `x`, `fps`, `px`, `points`, `pts`), or any
+decimal in a markdown table row. Such numbers must be computed in a code cell (e.g. `Markdown(f"...")` reading the results JSON or calibration file)
 so they cannot go stale. A citation is allowed: the number may stay typed when the same sentence (or table row)
 names its source (`SOURCE_WORDS`: the paper, a Table or Figure, PAPER.md, REFERENCE-CODE, 3DDFA, SynergyNet, or
 'published' / 'reported'), and so may a goal set before measuring (the sentence says 'goal'). Code spans, fenced
@@ -33,7 +33,7 @@ NO_VALUE_CALLS = {'print', 'display', 'test', 'test_eq', 'test_ne', 'test_close'
                   'mkdir', 'write_text', 'write_bytes', 'show', 'close', 'seed', 'manual_seed', 'update'}
 SOURCE_WORDS = re.compile(r'\bpaper\b|PAPER\.md|\bTable\s+[IVX\d]|\bFig(?:ure|\.)\s*\d|REFERENCE-CODE|3DDFA|SynergyNet'
                           r'|\bpublished\b|\breported\b|\bgoal\b', re.I)
-UNIT = r'(?:%|ms\b|s\b|seconds?\b|x\b|×|fps\b|px\b|points?\b|pts\b)'
+UNIT = r'(?:%|ms\b|s\b|seconds?\b|\w*/s\b|x\b|×|fps\b|px\b|points?\b|pts\b)'
 DECIMAL = r'(?<![\w.])[-+−]?\d+\.\d+(?![\w.])'
 RESULT_NUMBER = re.compile(r'(?<![\w.])[-+−]?\d+\.\d+(?:\s*(?:-|–|to)\s*\d+(?:\.\d+)?)?\s*' + UNIT)
 TABLE_NUMBER = re.compile(DECIMAL)
@@ -160,9 +160,9 @@ def test_rules(tmp_path):
         return p
     got = missing_outputs(nb([cell('1 + 1'), cell('#| data\nx'), cell('#| eval: false\nx'), cell('2', [{'output_type': 'stream'}])]))
     assert got == [(0, '1 + 1')], got
-    got = typed_numbers(nb([md('We measured 3.5 % 2D NME. It ran at 12.0 ms per crop.'), md('The paper gives 3.5 % (Table II).'),
+    got = typed_numbers(nb([md('We measured 3.5 % 2D NME. It ran at 12.0 ms per crop, 4.9 faces/s.'), md('The paper gives 3.5 % (Table II).'),
                             md('| a | b |\n|---|---|\n| ours | 0.42 |\n| 3DDFA | 0.5 |'), md('68 points, 10 % held out, `x = 1.5 ms`')]))
-    assert [(i, n) for i, n, _ in got] == [(0, ['3.5 %']), (0, ['12.0 ms']), (2, ['0.42'])], got
+    assert [(i, n) for i, n, _ in got] == [(0, ['3.5 %']), (0, ['12.0 ms', '4.9 faces/s']), (2, ['0.42'])], got
     assert NBS / 'reproduce' / 'table1.ipynb' in notebooks() or not (NBS / 'reproduce').exists()
     assert missing_outputs(NBS / 'reproduce' / 'no_such.ipynb') == []    # papermill notebooks: not read at all
 
