@@ -146,7 +146,7 @@ def _evaluate(a):
     check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
                          json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
-                         predictions_out=a.predictions, overwrite=a.overwrite)
+                         predictions_out=a.predictions, overwrite=a.overwrite, recrop=a.recrop)
     m = rep['metrics']
     print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)")
     for name, s in m.items():
@@ -243,6 +243,8 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     e.add_argument('--per-face', metavar='OUT.csv', help='write one row per face')
     e.add_argument('--predictions', metavar='OUT.npz', help='save every prediction with ground truth, crop box and yaw (for jvcr.browser.EvalBrowser)')
     e.add_argument('--batch', type=int, default=50, help='faces per batch')
+    e.add_argument('--recrop', type=int, nargs='?', const=-1, default=0, metavar='N', help='re-crop each face from its prediction N times '
+                   '(--recrop alone: the held-out choice of jvcr/calibration/recrop.json; default 0: the protocol\'s single pass)')
     add_shared(e, 'root', 'overwrite', 'no_progress')
     e.set_defaults(func=_evaluate)
 
@@ -317,6 +319,8 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
     p.add_argument('--faces', choices=FACES, default='all', help="every face the detector finds, or the largest only")
     p.add_argument('--min-score', type=float, default=0.5, metavar='S', help='the face detector keeps faces scoring at least S')
     p.add_argument('--batch', type=int, default=8, help='faces per forward pass (from any images)')
+    p.add_argument('--recrop', type=int, default=None, metavar='N', help='crop each face again from its own prediction N times (0: once from the box; '
+                   'default: the passes chosen on the training pool\'s held-out split, jvcr/calibration/recrop.json)')
     p.add_argument('--out', required=True, metavar='PREDS.json|PREDS.csv',
                    help='JSON (schema, model, conventions, one entry per image with its faces) or CSV (one row per face: '
                    'image, width, height, error, face, source, score, box_x0..box_y1, yaw, pitch, roll, x0, y0, z0, ... z67)')

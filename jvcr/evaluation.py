@@ -241,6 +241,7 @@ def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
                    batch_size:int=50,          # faces per call
                    predictions_out=None,       # .npz of every face's prediction, ground truth, crop and yaw (for `jvcr.browser`)
                    overwrite:bool=False,       # replace existing output files
+                   recrop:int=0,               # re-crop passes from each prediction (`jvcr.recrop`; -1: the held-out choice; 0: none, the protocol)
                   ) -> dict:
     "Load the dataset and the predictor, evaluate, write the JSON report; what `jvcr evaluate` runs."
     from jvcr import datasets
@@ -253,18 +254,25 @@ def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
     if baseline is not None and baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
     if checkpoint is not None and not Path(checkpoint).is_file(): raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    if isinstance(recrop, bool) or not isinstance(recrop, int) or recrop < -1: raise ValueError(f"recrop must be -1 (the held-out choice), 0 or a number of passes, got {recrop!r}")
+    if recrop and checkpoint is None: raise ValueError("recrop needs a checkpoint (a baseline has no prediction to crop from)")
     given, root = root, data_root(root)
     faces = datasets.load_aflw2000_3d(root / 'aflw2000_3d', crop=crop,
                                       roi_boxes=root / 'aflw2000_3d_benchmark' / 'AFLW2000-3D_crop.roi_box.npy')
     if checkpoint is not None:
         from jvcr.model import load_checkpoint
         model, _ = load_checkpoint(checkpoint)
-        predictor = ModelPredictor(model, device='cuda' if torch.cuda.is_available() else 'cpu', name=Path(checkpoint).name)
+        dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+        if recrop:
+            from jvcr.recrop import RecropPredictor                          # a later notebook's module
+            predictor = RecropPredictor(model, dev, name=Path(checkpoint).name, passes=None if recrop == -1 else recrop)
+        else: predictor = ModelPredictor(model, device=dev, name=Path(checkpoint).name)
     else:
         predictor = GroundTruthPredictor() if baseline == 'ground-truth' else MeanFacePredictor()
     info = dict(dataset=dataset, checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()), data_root=str(root))
     res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop,
                    predictions_out=predictions_out, run_info=info, overwrite=overwrite)
     rep = evaluation_report(res, dataset, data_root=given, checkpoint=checkpoint, started=started)
+    if recrop: rep['recrop'] = dict(passes=predictor.passes, tol=predictor.tol, mapping=None if predictor.mapping is None else predictor.mapping._asdict())
     if json_out: write_json(json_out, rep)
     return rep

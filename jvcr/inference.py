@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_inference.ipynb #1395e25f
 from __future__ import annotations
-import contextlib, os, warnings
+import contextlib, dataclasses, os, warnings
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -20,13 +20,15 @@ from .pose import pose_record, draw_pose_axes
 from .model import load_checkpoint
 from .devices import resolve_device
 from .evaluation import predict_crops
+from .recrop import predict_recrop, recrop_settings
+from .faces import FaceFinder, find_faces, MIN_FACE_PX
 from .backends import BACKENDS, DEFAULT_BACKEND, Backend
 from .shipped import resolve_checkpoint
 
 # %% auto #0
-__all__ = ['PREDICTION_CONVENTION', 'PHOTO_SCHEMA', 'FACES', 'ERRORS', 'FACE_COLUMNS', 'MIN_FACE_PX', 'MAX_PIXELS', 'face_json',
-           'face_row', 'landmark_box', 'box_crop', 'check_box', 'SmallFaceWarning', 'warn_small_face', 'read_rgb',
-           'Predictor', 'draw_points', 'draw_faces', 'overlay_names']
+__all__ = ['PREDICTION_CONVENTION', 'PHOTO_SCHEMA', 'FACES', 'ERRORS', 'FACE_COLUMNS', 'MAX_PIXELS', 'face_json', 'face_row',
+           'landmark_box', 'box_crop', 'check_box', 'SmallFaceWarning', 'warn_small_face', 'read_rgb', 'Predictor',
+           'draw_points', 'draw_faces', 'overlay_names']
 
 # %% ../nbs/12_inference.ipynb #b30e78d3
 PREDICTION_CONVENTION = ("x, y: image pixels, 0-based pixel centres (pixel i spans [i-0.5, i+0.5]); z: the same pixel scale "
@@ -84,8 +86,6 @@ def check_box(box,               # (x0, y0, x1, y1) image pixels
     return x0, y0, x1, y1
 
 # %% ../nbs/12_inference.ipynb #b7c1a001
-MIN_FACE_PX = 32   # the smallest usable face: a box whose larger side is below this many image pixels warns
-
 class SmallFaceWarning(UserWarning):
     "A face box below `MIN_FACE_PX`: the prediction runs, but on a few upsampled pixels."
 
@@ -167,7 +167,8 @@ class Predictor:
                  expand:float=1.25,                  # crop rule expansion (the evaluation's)
                  detector:FaceDetector|None=None,    # for images without a box (default: created on first need)
                  backend:str|None=None,              # one of BACKENDS (None: DEFAULT_BACKEND on CPU, 'eager' on a GPU)
-                 max_pixels:int|None=MAX_PIXELS):    # largest image file read, in pixels (None: any)
+                 max_pixels:int|None=MAX_PIXELS,     # largest image file read, in pixels (None: any)
+                 recrop:int|None=None):              # re-crop passes from each face's prediction (`jvcr.recrop`); None: the held-out choice for the detector's faces, none for given boxes
         if not isinstance(getattr(getattr(model, 'config', None), 'in_res', None), int):
             raise TypeError(f"Predictor expects a jvcr.model.JVCR (a module with .config.in_res), got {type(model).__name__}")
         self.device = resolve_device(str(device))
@@ -178,6 +179,8 @@ class Predictor:
         if self.backend not in BACKENDS: raise ValueError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
         if self.backend != 'eager' and self.device.type != 'cpu': raise ValueError(f"backend {self.backend!r} runs on the CPU only; use 'eager' on {self.device}")
         self._runner = None                                 # built on the first forward pass (from the weights as they are then)
+        if recrop is not None and (isinstance(recrop, bool) or not isinstance(recrop, int) or recrop < 0): raise ValueError(f"recrop must be None or a number of passes >= 0, got {recrop!r}")
+        self.recrop, (self.recrop_passes, self.recrop_tol, self.recrop_mapping) = recrop, recrop_settings()
 
     @classmethod
     def from_checkpoint(cls, path='default',  # a checkpoint written by jvcr, or the name of shipped weights ('default')
@@ -191,8 +194,8 @@ class Predictor:
 
     @property
     def detector(self) -> FaceDetector:
-        "The face detector for images without a box, created on first use (`ImportError` naming the install without MediaPipe)."
-        if self._detector is None: self._detector = FaceDetector()
+        "The face detector for images without a box (a `jvcr.faces.FaceFinder`: small and turned faces too), created on first use (`ImportError` naming the install without MediaPipe)."
+        if self._detector is None: self._detector = FaceFinder()
         return self._detector
 
     @property
@@ -201,7 +204,7 @@ class Predictor:
         if self._runner is None: self._runner = self.model if self.backend == 'eager' else Backend(self.model, self.backend)
         return self._runner
 
-    def __repr__(self): return f"Predictor({self.res}x{self.res} input, device={self.device}, backend={self.backend})"
+    def __repr__(self): return f"Predictor({self.res}x{self.res} input, device={self.device}, backend={self.backend}, recrop={self.recrop})"
 
 # %% ../nbs/12_inference.ipynb #0afb72bc
 def _prepare(self:Predictor, image, box, i:int):
@@ -209,10 +212,11 @@ def _prepare(self:Predictor, image, box, i:int):
     name = image_name(image, i)
     img = read_rgb(image, name, self.max_pixels)
     score = None
-    if box is None: box, score = self.detector.face_box(img, name)   # NoFaceError (a ValueError) naming the image
+    angle = 0.
+    if box is None: box, _, score, angle = self._faces_in(img, None, name, 'largest')[0]   # NoFaceError (a ValueError) naming the image
     b = check_box(box, img.shape[:2], name)
     warn_small_face(b, name)
-    T = box_crop(b, self.expand)
+    T = dataclasses.replace(box_crop(b, self.expand), rot=float(angle))
     return T.crop_image(img, self.res), T, b, score
 
 def _forward(self:Predictor, prepared, return_volumes:bool=False):
@@ -226,11 +230,12 @@ Predictor._prepare, Predictor._forward = _prepare, _forward
 
 # %% ../nbs/12_inference.ipynb #63aed184
 def _faces_in(self:Predictor, img, box, name:str, faces:str) -> list:
-    "[(box, source, score)] of one image: the given box, or every face the detector finds, largest first (the largest only for faces='largest')."
-    if box is not None: return [(check_box(box, img.shape[:2], name), 'given', None)]
-    found = self.detector.face_boxes(img, name)
-    if not found: raise self.detector.no_face(name)
-    return [(check_box(d.box, img.shape[:2], name), 'detector', d.score) for d in found[:1 if faces == 'largest' else None]]
+    "[(box, source, score, angle)] of one image: the given box, or every face the detector finds (`find_faces`: small and turned ones too), largest first (the largest only for faces='largest')."
+    if box is not None: return [(check_box(box, img.shape[:2], name), 'given', None, 0.)]
+    det = self.detector
+    found = find_faces(img, det, name) if isinstance(det, FaceFinder) else [(d.box, d.score, 0.) for d in det.face_boxes(img, name)]  # a plain FaceDetector: upright faces only
+    if not found: raise det.no_face(name)
+    return [(check_box(f[0], img.shape[:2], name), 'detector', f[1], f[2]) for f in found[:1 if faces == 'largest' else None]]
 
 def _image_record(self:Predictor, image, box, i:int, faces:str) -> tuple:
     "(the image's record with no faces yet, [(record, crop, CropTransform, box, source, score)] one per face); errors name the image."
@@ -238,15 +243,20 @@ def _image_record(self:Predictor, image, box, i:int, faces:str) -> tuple:
     img = read_rgb(image, name, self.max_pixels)
     rec = dict(image=str(image) if isinstance(image, (str, os.PathLike)) else i, width=img.shape[1], height=img.shape[0], faces=[], error=None)
     items = []
-    for b, source, score in self._faces_in(img, box, name, faces):
+    for b, source, score, angle in self._faces_in(img, box, name, faces):
         warn_small_face(b, name)
-        T = box_crop(b, self.expand)
-        items.append((rec, T.crop_image(img, self.res), T, b, source, score))
+        T = dataclasses.replace(box_crop(b, self.expand), rot=float(angle))     # a turned face: its crop is turned upright
+        items.append((rec, img, T, b, source, score))
     return rec, items
 
 def _add_faces(self:Predictor, items:list):
-    "Run a batch of face crops (from any images) and append each face's record to its image's."
-    pts, _ = self._forward([(c, T) for _, c, T, *_ in items])
+    "Run a batch of faces (from any images), each re-cropped from its prediction (`recrop` passes; by default the held-out choice for the detector's faces, none for given boxes), and append each face's record to its image's."
+    passes = [self.recrop if self.recrop is not None else 0 if it[4] == 'given' else self.recrop_passes for it in items]
+    pts = np.zeros((len(items), N_LANDMARKS, 3))
+    for P in sorted(set(passes)):
+        idx = [i for i, p in enumerate(passes) if p == P]
+        pts[idx] = predict_recrop(self.runner, [items[i][1] for i in idx], [items[i][2] for i in idx], P, self.recrop_tol, self.device, mapping=self.recrop_mapping).points
+    pts[..., 2] -= pts[..., 2].mean(-1, keepdims=True)
     for (rec, _, _, b, source, score), p in zip(items, pts):
         rec['faces'].append(dict(id=len(rec['faces']), box=tuple(b), source=source, score=score, points=p, **pose_record(p)))
 

@@ -106,7 +106,7 @@ def predict_command(a,  # parsed arguments of `jvcr predict`
                    ) -> int:
     "Run `jvcr predict`: 0 when every image was predicted, 1 when some failed (the others are written; nothing when all failed)."
     from jvcr.core import atomic_write
-    from jvcr.detect import FaceDetector
+    from jvcr.faces import FaceFinder
     from jvcr.inference import Predictor, SmallFaceWarning, draw_faces
     from jvcr.video import is_video, model_identity, video_command
     vids = [i for i in a.images if is_video(i)]
@@ -117,9 +117,9 @@ def predict_command(a,  # parsed arguments of `jvcr predict`
     boxes = [tuple(a.box)] * len(images) if a.box else read_boxes_csv(a.boxes, images) if a.boxes else [None] * len(images)
     det = None
     if any(b is None for b in boxes):                           # MediaPipe missing: status 2 before any work
-        try: det = FaceDetector(min_score=a.min_score)
+        try: det = FaceFinder(min_score=a.min_score)                # small and turned faces too (jvcr.faces)
         except ImportError as e: raise ImportError(f"{sum(b is None for b in boxes)} image(s) without a box (--box or --boxes): {e}") from None
-    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels, detector=det)
+    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels, detector=det, recrop=a.recrop)
     with warnings.catch_warnings(record=True) as small:
         warnings.simplefilter('always', SmallFaceWarning)
         recs = pred.predict(images, boxes, faces=a.faces, errors='skip', batch_size=a.batch, progress=not a.no_progress and len(images) > 4)
