@@ -12,8 +12,7 @@ from matplotlib.figure import Figure
 from .core import atomic_write, data_status, repo_root, provenance, run_lock, write_json
 from .geometry import CropTransform
 from .browser import read_per_face_csv
-from .detect import detector_boxes
-from .inference import box_crop
+from .detect import pick_face
 from .metrics import BIN_NAMES, yaw_bin
 
 # %% auto #0
@@ -213,15 +212,16 @@ def real_box_faces(faces, # FaceSamples; those without `extra['box_3ddfa']` (the
 
 # %% ../nbs/14_reproduce.ipynb #h4000019
 def detector_faces(faces,          # FaceSamples with their yaw (their images are read)
-                   detector=None,  # a `jvcr.detect.FaceDetector` (default: a new one)
+                   detector=None,  # a `jvcr.faces.FaceFinder` (default: a new one)
                   ) -> tuple:
-    "(the faces the detector finds, cropped from its mapped boxes; dict(n, found, rate_per_bin)): the missed faces are left out, counted."
-    d = detector_boxes(faces, detector)
-    bins = yaw_bin([s.yaw for s in faces])
-    detection = dict(n=len(faces), found=int(d.found.sum()),
-                     rate_per_bin={b: float(d.found[bins == k].mean()) for k, b in enumerate(BIN_NAMES) if (bins == k).any()})
-    return [dataclasses.replace(s, crop=dataclasses.replace(box_crop(d.boxes[i]), z_ref=s.crop.z_ref))
-            for i, s in enumerate(faces) if d.found[i]], detection
+    "(the faces found as `jvcr predict` finds them (`jvcr.faces.find_faces`; among several the largest), cropped from the box and turned upright; dict(n, found, rate_per_bin)): the missed faces are left out, counted."
+    from jvcr.faces import FaceFinder, find_faces, face_crop
+    det = detector or FaceFinder()
+    picked = [pick_face(find_faces(s.load_image(), det, str(s.image_path))) for s in faces]
+    found, bins = np.array([f is not None for f in picked], bool), yaw_bin([s.yaw for s in faces])
+    detection = dict(n=len(faces), found=int(found.sum()),
+                     rate_per_bin={b: float(found[bins == k].mean()) for k, b in enumerate(BIN_NAMES) if (bins == k).any()})
+    return [dataclasses.replace(s, crop=dataclasses.replace(face_crop(f), z_ref=s.crop.z_ref)) for s, f in zip(faces, picked) if f is not None], detection
 
 # %% ../nbs/14_reproduce.ipynb #h4000022
 def per_face_errors(path,                       # a per-face CSV (`evaluate(per_face_csv=...)`, `jvcr evaluate --per-face`)

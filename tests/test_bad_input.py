@@ -452,8 +452,8 @@ def test_four_images_without_boxes_are_four(tmp_path, capsys, ckpt, monkeypatch)
         Image.new('RGB', (96, 96), (120, 120, 120)).save(tmp_path / f'{i}.png'); imgs.append(tmp_path / f'{i}.png')
     r = ji.Predictor.from_checkpoint(ckpt, detector=FixedBox()).predict(imgs, [None] * 4, errors='skip')
     assert [x['error'] for x in r] == [None] * 4 and [f['score'] for x in r for f in x['faces']] == [0.9] * 4
-    import jvcr.detect
-    monkeypatch.setattr(jvcr.detect, 'FaceDetector', FixedBox)
+    import jvcr.faces
+    monkeypatch.setattr(jvcr.faces, 'FaceFinder', FixedBox)     # what jvcr predict builds for images without a box
     code, out, err = predict(capsys, *imgs, '--checkpoint', ckpt, '--out', tmp_path / 'p.json')
     assert code == 0 and 'one box' not in err and 'wrote 4 faces of 4 of 4 images' in out
 
