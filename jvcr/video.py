@@ -4,8 +4,7 @@
 
 # %% ../nbs/12d_video.ipynb #da4b9237
 from __future__ import annotations
-import csv, dataclasses, io, json, math, os, sys, time, warnings
-from fractions import Fraction
+import csv, dataclasses, itertools, json, os, sys, time, warnings
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -15,205 +14,14 @@ from .landmarks import N_LANDMARKS
 from .detect import FaceDetector, Detection, box_iou, detector_mapping, IOU_FOUND
 from .inference import FACE_COLUMNS, face_json, face_row, PREDICTION_CONVENTION, Predictor, SmallFaceWarning, landmark_box, check_box, draw_points, overlay_names
 from .shipped import resolve_checkpoint
-from .synthetic import toy_head, toy_landmarks, toy_texture, render_mesh, random_background
+from .video_io import VideoError, VideoInfo, video_info, read_frames, VideoWriter, toy_clip, OneEuro, OneEuroFilter
+from .video_io import is_video   # for jvcr.predict_files, which routes clips here
 from .pose import head_pose
 
 # %% auto #0
-__all__ = ['VIDEO_SUFFIXES', 'CLIP_MOTIONS', 'VIDEO_SCHEMA', 'POSE_CONVENTION', 'CSV_COLUMNS', 'VideoError', 'is_video',
-           'VideoInfo', 'video_info', 'Frame', 'read_frames', 'VideoWriter', 'toy_clip_frames', 'toy_clip', 'OneEuro',
-           'OneEuroFilter', 'predict_boxes', 'lost_reason', 'detect_faces', 'FaceTracker', 'predict_video',
-           'model_identity', 'VideoResults', 'predict_video_files', 'add_video_options', 'video_command',
-           'measure_video_fps']
-
-# %% ../nbs/12d_video.ipynb #ac3478d6
-VIDEO_SUFFIXES = ('.mp4', '.m4v', '.mov', '.avi', '.mkv', '.webm', '.mpg', '.mpeg', '.wmv', '.flv', '.gif')
-
-class VideoError(ValueError):
-    "A file that cannot be read as a video (the message names it)."
-
-def is_video(path,  # a file name
-            ) -> bool:
-    "True for file names with a video suffix (`VIDEO_SUFFIXES`, any case)."
-    return isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-# %% ../nbs/12d_video.ipynb #fe5dbbce
-class VideoInfo(NamedTuple):
-    "What a clip's header says: frame size, frame rate, number of frames (0: unknown), duration in s (NaN: unknown), codec."
-    width: int
-    height: int
-    fps: float
-    frames: int
-    duration: float
-    codec: str
-
-def _open(path):
-    "The PyAV container and its first video stream; `VideoError` / `FileNotFoundError` naming the file."
-    import av
-    p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"video not found: {path}")
-    try: c = av.open(str(p))
-    except (av.FFmpegError, ValueError, OSError) as e: raise VideoError(f"{path}: not a video PyAV can read ({e})") from None
-    if not c.streams.video:
-        kinds = ', '.join(sorted({s.type for s in c.streams.get()})) or 'none'
-        c.close(); raise VideoError(f"{path}: no video stream (streams: {kinds})")
-    return c, c.streams.video[0]
-
-def video_info(path,  # a video file
-              ) -> VideoInfo:
-    "The clip's `VideoInfo`, from its header (no frame is decoded)."
-    c, s = _open(path)
-    with c:
-        fps = float(s.average_rate or s.guessed_rate or 0) or math.nan
-        dur = float(s.duration * s.time_base) if s.duration else float(c.duration) / 1e6 if c.duration else math.nan
-        return VideoInfo(s.codec_context.width, s.codec_context.height, fps, int(s.frames or 0), dur, s.codec_context.name)
-
-# %% ../nbs/12d_video.ipynb #b1d57811
-class Frame(NamedTuple):
-    "One decoded frame."
-    index: int          # 0-based, in decoding order
-    time: float         # seconds: the frame's presentation time (index / fps when the file has none)
-    image: np.ndarray   # (H, W, 3) uint8 RGB
-
-def read_frames(path,            # a video file
-                threads:int=0):  # decoder threads (0: FFmpeg's choice)
-    "Yield every `Frame` of the clip, one at a time; `VideoError` naming the file if it has no frame or fails to decode."
-    import av
-    c, s = _open(path)
-    s.thread_type, s.thread_count = 'AUTO', threads
-    fps, i = float(s.average_rate or s.guessed_rate or 0) or 25., 0
-    with c:
-        try:
-            for f in c.decode(s):
-                yield Frame(i, float(f.time) if f.time is not None else i / fps, f.to_ndarray(format='rgb24'))
-                i += 1
-        except av.FFmpegError as e: raise VideoError(f"{path}: decoding failed after {i} frames ({e})") from None
-    if i == 0: raise VideoError(f"{path}: the video stream has no frames")
-
-# %% ../nbs/12d_video.ipynb #7b52009b
-class VideoWriter:
-    "Encode RGB frames one at a time into an MP4 (H.264, yuv420p); use as a context manager."
-    def __init__(self, file,           # a path or a binary file open for writing (seekable)
-                 fps:float=25.,        # frames per second
-                 crf:int=18,           # H.264 quality (0 lossless .. 51)
-                 codec:str='libx264',  # FFmpeg encoder
-                 fmt:str='mp4'):       # container
-        import av
-        self.c = av.open(file if not isinstance(file, (str, os.PathLike)) else str(file), 'w', format=fmt)
-        self.fps, self.crf, self.codec, self.s, self.n = Fraction(fps).limit_denominator(1001), crf, codec, None, 0
-
-    def write(self, image):  # (H, W, 3) uint8 RGB
-        "Encode one frame (the first fixes the clip's size; later ones must match it)."
-        import av
-        img = np.asarray(image, dtype=np.uint8)
-        h, w = img.shape[0] + img.shape[0] % 2, img.shape[1] + img.shape[1] % 2
-        if self.s is None:
-            self.s = self.c.add_stream(self.codec, rate=self.fps)
-            self.s.width, self.s.height, self.s.pix_fmt = w, h, 'yuv420p'
-            if self.codec == 'libx264': self.s.options = {'crf': str(self.crf)}
-        if (h, w) != (self.s.height, self.s.width): raise ValueError(f"frame {self.n} is {img.shape[1]}x{img.shape[0]}, the clip {self.s.width}x{self.s.height}")
-        if img.shape[:2] != (h, w): img = np.pad(img, ((0, h - img.shape[0]), (0, w - img.shape[1]), (0, 0)))
-        for p in self.s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format='rgb24')): self.c.mux(p)
-        self.n += 1
-
-    def close(self):
-        "Flush the encoder and finish the file."
-        if self.s is not None:
-            for p in self.s.encode(): self.c.mux(p)
-        self.c.close()
-
-    def __enter__(self): return self
-    def __exit__(self, *a): self.close()
-
-# %% ../nbs/12d_video.ipynb #9e6a55b6
-CLIP_MOTIONS = ('turn', 'still', 'leave')
-
-def _clip_pose(motion, u, lm, res, size, face):
-    "Pose_Para (7,) at clip phase u in [0, 1): angles, then the landmark box centred where the motion puts it."
-    from jvcr.facemodel import project
-    W, H = size
-    a = np.deg2rad([12 * np.sin(2 * np.pi * u), 40 * np.sin(2 * np.pi * u + 1), 8 * np.sin(4 * np.pi * u)]) if motion == 'turn' else np.deg2rad([5., 15., 3.])
-    if motion == 'turn': c = (W / 2 + 0.12 * W * np.cos(2 * np.pi * u), H / 2 + 0.08 * H * np.sin(2 * np.pi * u))
-    elif motion == 'leave': c = (np.interp(u, [0, .3, .5, .8, 1], [W / 2, 1.6 * W, 1.6 * W, W / 2, W / 2]), H / 2)
-    else: c = (W / 2, H / 2)
-    p = np.r_[a, 0, 0, 0, face * H / np.ptp(lm[:, 0])]
-    P = project(lm, p, res)[:, :2]
-    d = np.asarray(c) - 0.5 - (P.min(0) + P.max(0)) / 2
-    p[3] += d[0]; p[4] -= d[1]                                  # project() flips y
-    return p
-
-# %% ../nbs/12d_video.ipynb #b3f0c7f6
-def toy_clip_frames(n:int=50,           # frames
-                    motion:str='turn',  # one of CLIP_MOTIONS
-                    size=(256, 256),    # (width, height)
-                    seed:int=0,         # identity, texture, light, background
-                    noise:float=0.,     # sensor noise sigma per frame (grey levels)
-                    face:float=0.45):   # landmark width / frame height
-    "Yield (image (H, W, 3) uint8, its exact (68, 3) points in `PREDICTION_CONVENTION`) for each frame of a TOY clip."
-    if motion not in CLIP_MOTIONS: raise ValueError(f"motion must be one of {CLIP_MOTIONS}, got {motion!r}")
-    rng = np.random.default_rng(seed)
-    mesh, lm, tex = toy_head(), toy_landmarks(rng, 0.5), toy_texture(rng)
-    (W, H), V = size, mesh.deformed(lm)
-    res = max(W, H)                                              # rendered square, cut to W x H (y stays put)
-    bg = random_background(rng, res, 'gradient')
-    d = np.array([0.3, 0.4, 1.])
-    light = dict(direction=d / np.linalg.norm(d), ambient=0.45, diffuse=0.6, gain=np.ones(3))
-    for k in range(n):
-        img, P, _, _ = render_mesh(mesh, V, _clip_pose(motion, k / n, lm, res, size, face), rng, res, texture=tex,
-                                   light=light, background=bg, degradation=False)
-        img = img[:H, :W]
-        if noise: img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).round().astype(np.uint8)
-        pts = P[mesh.keypoints].copy()
-        pts[:, 2] -= pts[:, 2].mean()
-        yield img, pts
-
-def toy_clip(path,                  # the MP4 to write
-             n:int=50,              # frames
-             motion:str='turn',     # one of CLIP_MOTIONS
-             size=(256, 256),       # (width, height)
-             fps:float=25.,         # frames per second
-             seed:int=0,            # identity, texture, light, background
-             noise:float=0.,        # sensor noise sigma per frame (grey levels)
-             face:float=0.45,       # landmark width / frame height
-             overwrite:bool=False,  # replace an existing file
-            ) -> np.ndarray:
-    "Write a TOY clip (`toy_clip_frames`) as MP4 and return its truth, (n, 68, 3) points per frame."
-    path = check_outputs({'clip': path}, None, overwrite)[0]
-    truth = []
-    def fill(f):
-        with VideoWriter(f, fps) as w:
-            for img, pts in toy_clip_frames(n, motion, size, seed, noise, face): w.write(img); truth.append(pts)
-    atomic_write(path, fill)
-    return np.stack(truth)
-
-# %% ../nbs/12d_video.ipynb #12c6fc06
-@dataclasses.dataclass(frozen=True)
-class OneEuro:
-    "The One Euro filter's parameters, for coordinates in face sizes and time in seconds."
-    min_cutoff: float = 1.0   # Hz: the cutoff of a still point (lower: steadier, more lag on slow motion)
-    beta: float = 20.0        # Hz per (face size / s): how fast the cutoff rises with speed (higher: less lag on fast motion)
-    d_cutoff: float = 1.0     # Hz: the cutoff of the speed estimate
-
-def _alpha(cutoff, dt): return 1 / (1 + 1 / (2 * np.pi * cutoff * dt))
-
-class OneEuroFilter:
-    "A One Euro filter over an array of signals (each element filtered on its own); call it with each new sample."
-    def __init__(self, params:OneEuro=OneEuro()):  # the filter's `OneEuro` parameters
-        if min(params.min_cutoff, params.d_cutoff) <= 0 or params.beta < 0: raise ValueError(f"cutoffs must be > 0 and beta >= 0, got {params}")
-        self.p, self.x, self.dx, self.t = params, None, None, None
-
-    def __call__(self, x,  # the new sample (any shape, fixed)
-                 t:float,  # its time in seconds
-                ) -> np.ndarray:
-        "The filtered sample (the first sample passes unchanged; a repeated or earlier time returns the last output)."
-        x = np.asarray(x, dtype=np.float64)
-        if self.x is None: self.x, self.dx, self.t = x.copy(), np.zeros_like(x), t
-        elif t > self.t:
-            dt = t - self.t
-            a = _alpha(self.p.d_cutoff, dt)
-            self.dx = a * (x - self.x) / dt + (1 - a) * self.dx
-            a = _alpha(self.p.min_cutoff + self.p.beta * np.abs(self.dx), dt)
-            self.x, self.t = self.x + a * (x - self.x), t
-        return self.x.copy()
+__all__ = ['VIDEO_SCHEMA', 'POSE_CONVENTION', 'CSV_COLUMNS', 'predict_boxes', 'lost_reason', 'detect_faces', 'FaceTracker',
+           'predict_video', 'model_identity', 'VideoResults', 'predict_video_files', 'add_video_options',
+           'video_command', 'measure_video_fps']
 
 # %% ../nbs/12d_video.ipynb #bc33ea4e
 def predict_boxes(predictor:Predictor,  # the predictor
@@ -469,10 +277,6 @@ class _Sinks:
         for suffix, f in self.json: f.write('\n ]\n}\n')
 
 # %% ../nbs/12d_video.ipynb #54ceb912
-def _chain(first, rest):
-    yield first
-    yield from rest
-
 def _atomic_all(targets:list, fill):
     "Write every (path, mode) target through its own temp file; `fill(*files)` fills them; all renamed into place only if it returns."
     if not targets: return fill()
@@ -496,7 +300,7 @@ def _one_video(video, predictor:Predictor, sinks:_Sinks, overlay, kw:dict) -> di
     sinks.begin(name, info)
     n = dict(video=name, frames=0, frames_with_faces=0, faces=0, detections=0)
     def stream(w=None):
-        for r in _chain(first, recs):
+        for r in itertools.chain([first], recs):
             sinks.frame(name, r)
             n['frames'] += 1; n['frames_with_faces'] += bool(r['faces']); n['faces'] += len(r['faces'])
             n['detections'] += sum(f['source'] == 'detector' for f in r['faces'])
@@ -517,6 +321,7 @@ class VideoResults(NamedTuple):
     summaries: list   # per clip read: video, frames, frames_with_faces, faces, detections, events [(frame, face id, what)]
     failures: list    # (video as given, message naming it) per clip that failed
 
+# %% ../nbs/12d_video.ipynb #35430cdf
 def predict_video_files(videos,                   # video files
                         predictor:Predictor,      # the predictor
                         out=None,                 # a .json or .csv file, or several

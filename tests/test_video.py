@@ -1,4 +1,4 @@
-"""jvcr.video: PyAV clips written and read back, bad files naming themselves, the One Euro filter, tracking a moving,
+"""jvcr.video_io and jvcr.video: PyAV clips written and read back, bad files naming themselves, the One Euro filter, tracking a moving,
 turning TOY face as accurately as single images from the true box, smoothing a still face's jitter, a face that leaves
 and comes back, the JSON/CSV/overlay outputs and the write rule, and `video_command` (jvcr predict on videos)."""
 import contextlib, csv, io, json, wave
@@ -8,6 +8,7 @@ import pytest
 import torch
 import fastcore.test as fct
 import jvcr.video as jv
+import jvcr.video_io as jvio
 import jvcr.inference as ji
 from jvcr.detect import detector_available, DETECT_HINT
 from jvcr.model import JVCR, save_checkpoint
@@ -40,22 +41,28 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope='module')
 def turn(tmp_path_factory):
     f = tmp_path_factory.mktemp('clips') / 'turn.mp4'
-    return f, jv.toy_clip(f, 40, 'turn', seed=3)        # a full swing of +-40 degrees yaw in 1.6 s at 25 fps
+    return f, jvio.toy_clip(f, 40, 'turn', seed=3)        # a full swing of +-40 degrees yaw in 1.6 s at 25 fps
 
 
 def test_clip_round_trip(tmp_path):
     "A written clip reads back with its size, rate, frame count, times and (up to H.264's loss) pixels; odd sizes are padded."
     ims = [np.full((31, 40, 3), 25 * k, np.uint8) for k in range(8)]
-    with jv.VideoWriter(tmp_path / 'a.mp4', fps=8) as w:
+    with jvio.VideoWriter(tmp_path / 'a.mp4', fps=8) as w:
         for im in ims: w.write(im)
-    info = jv.video_info(tmp_path / 'a.mp4')
+    info = jvio.video_info(tmp_path / 'a.mp4')
     fct.test_eq((info.width, info.height, info.fps, info.frames), (40, 32, 8., 8))
-    back = list(jv.read_frames(tmp_path / 'a.mp4'))
+    back = list(jvio.read_frames(tmp_path / 'a.mp4'))
     fct.test_close([f.time for f in back], np.arange(8) / 8, eps=1e-6)
     assert max(np.abs(f.image[:31].astype(int) - im).mean() for f, im in zip(back, ims)) < 2
-    with jv.VideoWriter(tmp_path / 'b.mp4') as w:
+    with jvio.VideoWriter(tmp_path / 'b.mp4') as w:
         w.write(ims[0])
         fct.test_fail(lambda: w.write(np.zeros((64, 64, 3), np.uint8)), contains='frame 1 is 64x64, the clip 40x32')
+
+
+def test_video_keeps_the_file_layer_names():
+    "jvcr.video hands on the file layer's names its users import from it (jvcr.predict_files: is_video)."
+    for n in ('is_video', 'VideoError', 'video_info', 'read_frames', 'VideoWriter', 'toy_clip', 'OneEuro', 'OneEuroFilter'):
+        assert getattr(jv, n) is getattr(jvio, n), n
 
 
 def test_bad_files_name_themselves(tmp_path, tiny):
@@ -64,12 +71,12 @@ def test_bad_files_name_themselves(tmp_path, tiny):
     (tmp_path / 'notes.mp4').write_text('not a video')
     with wave.open(str(tmp_path / 'sound.wav'), 'wb') as w: w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000); w.writeframes(bytes(800))
     c = av.open(str(tmp_path / 'empty.avi'), 'w'); s = c.add_stream('mpeg4', rate=25); s.width = s.height = 64; c.start_encoding(); c.close()
-    fct.test_fail(lambda: jv.video_info(tmp_path / 'gone.mp4'), contains=f"video not found: {tmp_path / 'gone.mp4'}")
-    fct.test_fail(lambda: jv.video_info(tmp_path / 'notes.mp4'), contains=f"{tmp_path / 'notes.mp4'}: not a video PyAV can read")
-    fct.test_fail(lambda: jv.video_info(tmp_path / 'sound.wav'), contains='sound.wav: no video stream (streams: audio)')
+    fct.test_fail(lambda: jvio.video_info(tmp_path / 'gone.mp4'), contains=f"video not found: {tmp_path / 'gone.mp4'}")
+    fct.test_fail(lambda: jvio.video_info(tmp_path / 'notes.mp4'), contains=f"{tmp_path / 'notes.mp4'}: not a video PyAV can read")
+    fct.test_fail(lambda: jvio.video_info(tmp_path / 'sound.wav'), contains='sound.wav: no video stream (streams: audio)')
     fct.test_fail(lambda: next(jv.predict_video(tmp_path / 'empty.avi', tiny, boxes=(10, 10, 50, 50))), contains='empty.avi: the video stream has no frames')
     good = tmp_path / 'good.mp4'
-    t = jv.toy_clip(good, 3, 'still', size=(96, 96))
+    t = jvio.toy_clip(good, 3, 'still', size=(96, 96))
     bad = [tmp_path / n for n in ('gone.mp4', 'notes.mp4', 'sound.wav', 'empty.avi')]
     res = jv.predict_video_files(bad[:2] + [good] + bad[2:], tiny, tmp_path / 'out.json', boxes=ji.landmark_box(t[0]), progress=False)
     fct.test_eq([Path(v).name for v, _ in res.failures], [b.name for b in bad])
@@ -81,16 +88,16 @@ def test_bad_files_name_themselves(tmp_path, tiny):
 def test_one_euro_filter():
     "The first sample passes; a still noisy signal is steadied; a higher beta lags less on a ramp; a repeated time holds the output."
     rng, ts = np.random.default_rng(1), np.arange(100) / 25
-    f = jv.OneEuroFilter()
+    f = jvio.OneEuroFilter()
     fct.test_eq(f(np.full((68, 3), 2.), 0.), np.full((68, 3), 2.))
     x = rng.normal(0, 0.003, (100, 5))
-    f = jv.OneEuroFilter()
+    f = jvio.OneEuroFilter()
     y = np.array([f(v, t) for v, t in zip(x, ts)])
     assert y[20:].std() < 0.6 * x[20:].std()
     fct.test_eq(f(x[0] + 5, ts[-1]), y[-1])
-    lag = lambda b: np.mean([abs(g - r) for g, r in zip((lambda f: [f(r, t) for r, t in zip(0.5 * ts, ts)])(jv.OneEuroFilter(jv.OneEuro(beta=b))), 0.5 * ts)][50:])
+    lag = lambda b: np.mean([abs(g - r) for g, r in zip((lambda f: [f(r, t) for r, t in zip(0.5 * ts, ts)])(jvio.OneEuroFilter(jvio.OneEuro(beta=b))), 0.5 * ts)][50:])
     assert lag(5) < 0.5 * lag(0)
-    fct.test_fail(lambda: jv.OneEuroFilter(jv.OneEuro(beta=-1)), contains='beta >= 0')
+    fct.test_fail(lambda: jvio.OneEuroFilter(jvio.OneEuro(beta=-1)), contains='beta >= 0')
 
 
 def test_turning_face_as_accurate_as_true_boxes(turn, shipped):
@@ -99,7 +106,7 @@ def test_turning_face_as_accurate_as_true_boxes(turn, shipped):
     recs = list(jv.predict_video(f, shipped, boxes=None if detector_available() else ji.landmark_box(truth[0]), smoothing=False))
     fct.test_eq([len(r['faces']) for r in recs], [1] * len(truth))
     fct.test_eq({r['faces'][0]['id'] for r in recs}, {0})
-    single = np.concatenate([jv.predict_boxes(shipped, fr.image, [ji.landmark_box(t)]) for fr, t in zip(jv.read_frames(f), truth)])
+    single = np.concatenate([jv.predict_boxes(shipped, fr.image, [ji.landmark_box(t)]) for fr, t in zip(jvio.read_frames(f), truth)])
     e_track, e_single = nme2d(points(recs), truth).mean(), nme2d(single, truth).mean()
     assert e_track < 1.1 * e_single, (e_track, e_single)
     r = recs[5]['faces'][0]
@@ -109,7 +116,7 @@ def test_turning_face_as_accurate_as_true_boxes(turn, shipped):
 
 def test_smoothing_reduces_still_jitter(tmp_path, shipped):
     "Acceptance: the One Euro filter cuts a still face's frame-to-frame jitter (sensor noise per frame) by more than a quarter."
-    truth = jv.toy_clip(tmp_path / 'still.mp4', 25, 'still', seed=4, noise=6)
+    truth = jvio.toy_clip(tmp_path / 'still.mp4', 25, 'still', seed=4, noise=6)
     run = lambda sm: points(jv.predict_video(tmp_path / 'still.mp4', shipped, boxes=ji.landmark_box(truth[0]), smoothing=sm, recheck=0))
     raw, smooth = run(False), run(True)
     assert jitter(smooth, truth[0]) < 0.75 * jitter(raw, truth[0])
@@ -117,7 +124,7 @@ def test_smoothing_reduces_still_jitter(tmp_path, shipped):
 
 def test_given_boxes_without_detector(tmp_path, tiny, monkeypatch):
     "Without MediaPipe: given first-frame boxes are followed (several faces, each its own id); no box at all is an ImportError before any frame."
-    truth = jv.toy_clip(tmp_path / 'c.mp4', 4, 'still', size=(128, 96))
+    truth = jvio.toy_clip(tmp_path / 'c.mp4', 4, 'still', size=(128, 96))
     def missing(self): raise ImportError(DETECT_HINT)
     monkeypatch.setattr(ji.Predictor, 'detector', property(missing))
     box = ji.landmark_box(truth[0])
@@ -132,7 +139,7 @@ def test_given_boxes_without_detector(tmp_path, tiny, monkeypatch):
 def test_leave_and_return(tmp_path, shipped):
     "A face that leaves the frame gives frames with no face, and is found again by the detector when it returns (a new id)."
     if not detector_available(): pytest.skip(DETECT_HINT)
-    truth = jv.toy_clip(tmp_path / 'leave.mp4', 40, 'leave', seed=5)
+    truth = jvio.toy_clip(tmp_path / 'leave.mp4', 40, 'leave', seed=5)
     events = []
     recs = list(jv.predict_video(tmp_path / 'leave.mp4', shipped, events=events))
     n = np.array([len(r['faces']) for r in recs])
@@ -165,7 +172,7 @@ def test_outputs_and_write_rule(turn, tmp_path, tiny):
     row = next(r for r in rows if int(r['frame']) == k)
     fct.test_close(float(row['y10']), frames[k]['faces'][0]['points'][10][1], eps=1e-3)
     fct.test_eq(row['source'], frames[k]['faces'][0]['source'])
-    fct.test_eq(jv.video_info(tmp_path / 'ov' / 'turn.mp4').frames, len(truth))
+    fct.test_eq(jvio.video_info(tmp_path / 'ov' / 'turn.mp4').frames, len(truth))
     before = outs[0].read_bytes()
     fct.test_fail(lambda: jv.predict_video_files(f, tiny, outs), contains='exists; pass --overwrite')
     fct.test_fail(lambda: jv.predict_video_files(f, tiny, f.with_suffix('.json'), overlay=f.parent), contains='is also the input')
