@@ -137,6 +137,13 @@ def _reproduce(a):
     return 0
 
 # %% ../nbs/15_cli.ipynb #e1f2a300
+def _recrop_options(n):  # --recrop: 0 none, -1 the held-out choice, N passes
+    "run_evaluation's predictor arguments for `jvcr evaluate --recrop`."
+    if n == 0: return {}
+    if n < -1: raise ValueError(f"--recrop must be a number of passes >= 0 (alone: the held-out choice), got {n}")
+    from jvcr.recrop import RecropPredictor
+    return dict(predictor_type=RecropPredictor, predictor_options=dict(passes=None if n == -1 else n))
+
 def _evaluate(a):
     from jvcr.evaluation import run_evaluation
     from jvcr.shipped import resolve_checkpoint
@@ -146,7 +153,7 @@ def _evaluate(a):
     check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
                          json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
-                         predictions_out=a.predictions, overwrite=a.overwrite, recrop=a.recrop)
+                         predictions_out=a.predictions, overwrite=a.overwrite, **_recrop_options(a.recrop))
     m = rep['metrics']
     print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)")
     for name, s in m.items():

@@ -241,7 +241,8 @@ def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
                    batch_size:int=50,          # faces per call
                    predictions_out=None,       # .npz of every face's prediction, ground truth, crop and yaw (for `jvcr.browser`)
                    overwrite:bool=False,       # replace existing output files
-                   recrop:int=0,               # re-crop passes from each prediction (`jvcr.recrop`; -1: the held-out choice; 0: none, the protocol)
+                   predictor_type=None,        # the predictor built from the checkpoint's model (None: ModelPredictor; e.g. `jvcr.recrop.RecropPredictor`)
+                   predictor_options:dict|None=None,  # its other keyword arguments (besides model, device and name)
                   ) -> dict:
     "Load the dataset and the predictor, evaluate, write the JSON report; what `jvcr evaluate` runs."
     from jvcr import datasets
@@ -254,8 +255,7 @@ def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
     if baseline is not None and baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
     if checkpoint is not None and not Path(checkpoint).is_file(): raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    if isinstance(recrop, bool) or not isinstance(recrop, int) or recrop < -1: raise ValueError(f"recrop must be -1 (the held-out choice), 0 or a number of passes, got {recrop!r}")
-    if recrop and checkpoint is None: raise ValueError("recrop needs a checkpoint (a baseline has no prediction to crop from)")
+    if (predictor_type or predictor_options) and checkpoint is None: raise ValueError("predictor_type / predictor_options need a checkpoint (a baseline is its own predictor)")
     given, root = root, data_root(root)
     faces = datasets.load_aflw2000_3d(root / 'aflw2000_3d', crop=crop,
                                       roi_boxes=root / 'aflw2000_3d_benchmark' / 'AFLW2000-3D_crop.roi_box.npy')
@@ -263,16 +263,13 @@ def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
         from jvcr.model import load_checkpoint
         model, _ = load_checkpoint(checkpoint)
         dev = 'cuda' if torch.cuda.is_available() else 'cpu'
-        if recrop:
-            from jvcr.recrop import RecropPredictor                          # a later notebook's module
-            predictor = RecropPredictor(model, dev, name=Path(checkpoint).name, passes=None if recrop == -1 else recrop)
-        else: predictor = ModelPredictor(model, device=dev, name=Path(checkpoint).name)
+        predictor = (predictor_type or ModelPredictor)(model, device=dev, name=Path(checkpoint).name, **(predictor_options or {}))
     else:
         predictor = GroundTruthPredictor() if baseline == 'ground-truth' else MeanFacePredictor()
     info = dict(dataset=dataset, checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()), data_root=str(root))
     res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop,
                    predictions_out=predictions_out, run_info=info, overwrite=overwrite)
     rep = evaluation_report(res, dataset, data_root=given, checkpoint=checkpoint, started=started)
-    if recrop: rep['recrop'] = dict(passes=predictor.passes, tol=predictor.tol, mapping=None if predictor.mapping is None else predictor.mapping._asdict())
+    if hasattr(predictor, 'settings'): rep['predictor_settings'] = predictor.settings    # e.g. the re-crop passes
     if json_out: write_json(json_out, rep)
     return rep

@@ -192,19 +192,21 @@ class Predictor:
         not the code's Apache-2.0 licence."""
         return cls(load_checkpoint(resolve_checkpoint(path))[0], device, **kw)
 
-    @property
-    def detector(self) -> FaceDetector:
-        "The face detector for images without a box (a `jvcr.faces.FaceFinder`: small and turned faces too), created on first use (`ImportError` naming the install without MediaPipe)."
-        if self._detector is None: self._detector = FaceFinder()
-        return self._detector
 
-    @property
-    def runner(self):
-        "What the points come from: the model itself ('eager'), else its `Backend`, built on first use."
-        if self._runner is None: self._runner = self.model if self.backend == 'eager' else Backend(self.model, self.backend)
-        return self._runner
+# %% ../nbs/12_inference.ipynb #ccbbee1c
+def _detector(self:Predictor) -> FaceDetector:
+    "The face detector for images without a box (a `jvcr.faces.FaceFinder`: small and turned faces too), created on first use (`ImportError` naming the install without MediaPipe)."
+    if self._detector is None: self._detector = FaceFinder()
+    return self._detector
 
-    def __repr__(self): return f"Predictor({self.res}x{self.res} input, device={self.device}, backend={self.backend}, recrop={self.recrop})"
+def _runner(self:Predictor):
+    "What the points come from: the model itself ('eager'), else its `Backend`, built on first use."
+    if self._runner is None: self._runner = self.model if self.backend == 'eager' else Backend(self.model, self.backend)
+    return self._runner
+
+def _repr(self:Predictor): return f"Predictor({self.res}x{self.res} input, device={self.device}, backend={self.backend}, recrop={self.recrop})"
+
+Predictor.detector, Predictor.runner, Predictor.__repr__ = property(_detector), property(_runner), _repr
 
 # %% ../nbs/12_inference.ipynb #0afb72bc
 def _prepare(self:Predictor, image, box, i:int):

@@ -120,6 +120,11 @@ class RecropPredictor(ModelPredictor):
         self.passes, self.tol = P if passes is None else passes, t if tol is None else tol
         self.mapping = m if isinstance(mapping, str) and mapping == 'chosen' else mapping
 
+    @property
+    def settings(self) -> dict:
+        "What a report records: the passes, the early stop and the box correction."
+        return dict(passes=self.passes, tol=self.tol, mapping=None if self.mapping is None else self.mapping._asdict())
+
     def __call__(self, samples):
         r = predict_recrop(self.model, [s.load_image() for s in samples], [s.crop for s in samples], self.passes, self.tol,
                            self.device, self.flip, mapping=self.mapping)

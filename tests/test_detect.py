@@ -171,7 +171,7 @@ def ckpt(tmp_path_factory):
 
 def test_predictor_uses_the_detector(det, toy, ckpt, tmp_path):
     "predict without boxes: the detector's faces, each recorded with its score; the same box given gives the same points."
-    pred = ji.Predictor.from_checkpoint(ckpt, detector=det)
+    pred = ji.Predictor.from_checkpoint(ckpt, detector=det, recrop=0)   # no re-crop: the detector's box then gives what the same box given gives
     f = pred.predict(toy.image)[0]['faces']
     assert len(f) == 1 and f[0]['source'] == 'detector' and 0.5 < f[0]['score'] <= 1
     fct.test_close(f[0]['box'], det.face_box(toy.image).box, eps=1e-9)
