@@ -167,6 +167,7 @@ def _evaluate(a):
         if f: print(f"wrote {f}")
     return 0
 
+# %% ../nbs/15_cli.ipynb #87ac8b25
 def _train(a):
     from jvcr.training import run_training
     from jvcr.core import check_output_path

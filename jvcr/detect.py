@@ -226,6 +226,28 @@ def _rates(ok, yaw) -> dict:
     b = yaw_bin(yaw)
     return {n: dict(rate=round(float(ok[b == k].mean()), 4), n=int((b == k).sum())) for k, n in enumerate(BIN_NAMES) if (b == k).any()}
 
+# %% ../nbs/11a_detect.ipynb #743808fb
+def _measured(dets, boxes, scores, lm, yaw, val, fit, mapping:BoxMapping) -> dict:
+    "`calibrate_detector`'s measurements: detection rates (overall, by yaw), the several-faces check, the fit's spread, the held-out IoU and crop offsets."
+    several = [i for i, d in enumerate(dets) if len(d) > 1]
+    right = {r: int(sum(box_iou(pick_face(dets[i], r).box, lm[i]) >= IOU_FOUND for i in several)) for r in SELECT_RULES}
+    iou_raw = box_iou(boxes, lm)
+    any_face, is_face = np.isfinite(scores), np.nan_to_num(iou_raw) >= IOU_FOUND
+    held = val & any_face
+    mapped = np.array([mapping.apply(b) for b in boxes[held]]).reshape(-1, 4)
+    iou, off = box_iou(mapped, lm[held]), _crop_offsets(mapped, lm[held])
+    r4 = lambda v: round(float(v), 4) if np.size(v) and np.isfinite(v).all() else None
+    iou = iou if len(iou) else np.full(1, np.nan)
+    return dict(
+        detection_rate=r4(is_face.mean()), detection_rate_any=r4(any_face.mean()),
+        several_faces=dict(n=len(several), **{f'{r}_is_the_face': v for r, v in right.items()}),
+        detection_rate_by_yaw=_rates(is_face, yaw), detection_rate_any_by_yaw=_rates(any_face, yaw),
+        fit=dict(n=int(fit.sum()), relation_iqr=[r4(v) for v in np.subtract(*np.percentile(box_relation(boxes[fit], lm[fit]), [75, 25], 0))]),
+        heldout=dict(n=int(val.sum()), n_detected=int(held.sum()), iou_mapped_mean=r4(iou.mean()), iou_mapped_median=r4(np.median(iou)),
+                     iou_mapped_p05=r4(np.percentile(iou, 5)), iou_raw_mean=r4(iou_raw[held].mean()),
+                     iou_mapped_by_yaw={n: r4(iou[yaw_bin(yaw[held]) == k].mean()) for k, n in enumerate(BIN_NAMES) if (yaw_bin(yaw[held]) == k).any()},
+                     crop_offsets_mean=[r4(v) for v in off.mean(0)] if len(off) else None, crop_offsets_sd=[r4(v) for v in off.std(0)] if len(off) else None))
+
 # %% ../nbs/11a_detect.ipynb #40543ca8
 def calibrate_detector(source,                           # FaceSamples of a *training* source (never AFLW2000-3D)
                        detector:FaceDetector|None=None,  # a FaceDetector (default: a new one)
@@ -242,28 +264,11 @@ def calibrate_detector(source,                           # FaceSamples of a *tra
     dets = [det.detect(s.load_image(), pad, name=str(s.image_path)) for s in tqdm(samples, disable=not progress, desc='detect', unit='face')]
     boxes, scores = _picked(dets, det.select)
     lm, yaw = _landmark_boxes(samples), np.array([s.yaw for s in samples])
-    several = [i for i, d in enumerate(dets) if len(d) > 1]
-    right = {r: int(sum(box_iou(pick_face(dets[i], r).box, lm[i]) >= IOU_FOUND for i in several)) for r in SELECT_RULES}
     val = np.array([is_validation(name, face_group(s.id), val_fraction, seed) for s in samples])
-    iou_raw = box_iou(boxes, lm)
-    any_face, is_face = np.isfinite(scores), np.nan_to_num(iou_raw) >= IOU_FOUND
+    is_face = np.nan_to_num(box_iou(boxes, lm)) >= IOU_FOUND
     fit = ~val & is_face
     mapping = BoxMapping(*(round(float(v), 4) for v in np.median(box_relation(boxes[fit], lm[fit]), 0)))
-    held = val & any_face
-    mapped = np.array([mapping.apply(b) for b in boxes[held]]).reshape(-1, 4)
-    iou = box_iou(mapped, lm[held])
-    off = _crop_offsets(mapped, lm[held])
-    r4 = lambda v: round(float(v), 4) if np.size(v) and np.isfinite(v).all() else None
-    iou = iou if len(iou) else np.full(1, np.nan)
-    measured = dict(
-        detection_rate=r4(is_face.mean()), detection_rate_any=r4(any_face.mean()),
-        several_faces=dict(n=len(several), **{f'{r}_is_the_face': v for r, v in right.items()}),
-        detection_rate_by_yaw=_rates(is_face, yaw), detection_rate_any_by_yaw=_rates(any_face, yaw),
-        fit=dict(n=int(fit.sum()), relation_iqr=[r4(v) for v in np.subtract(*np.percentile(box_relation(boxes[fit], lm[fit]), [75, 25], 0))]),
-        heldout=dict(n=int(val.sum()), n_detected=int(held.sum()), iou_mapped_mean=r4(iou.mean()), iou_mapped_median=r4(np.median(iou)),
-                     iou_mapped_p05=r4(np.percentile(iou, 5)), iou_raw_mean=r4(iou_raw[held].mean()),
-                     iou_mapped_by_yaw={n: r4(iou[yaw_bin(yaw[held]) == k].mean()) for k, n in enumerate(BIN_NAMES) if (yaw_bin(yaw[held]) == k).any()},
-                     crop_offsets_mean=[r4(v) for v in off.mean(0)] if len(off) else None, crop_offsets_sd=[r4(v) for v in off.std(0)] if len(off) else None))
+    measured = _measured(dets, boxes, scores, lm, yaw, val, fit, mapping)
     return dict(mapping=mapping._asdict(),
                 detector=dict(package=detector_version(), model='face_detection_short_range.tflite (model_selection=0)',
                               min_score=det.min_score, select=det.select, pad=pad, pad_value=PAD_GRAY),

@@ -86,6 +86,7 @@ def predict_crops(model,                      # a JVCR (eval mode, on `device`)
     pts = uncrop_points(cp, params, R)[:, :N_LANDMARKS]
     return (pts, [v.float().cpu().numpy() for v in vols]) if return_volumes else pts  # volumes: one (B, d_i, R, R) per stack
 
+# %% ../nbs/11_evaluation.ipynb #d08857a8
 class ModelPredictor:
     "Predict with a `jvcr.model.JVCR`: crop, forward, map the coordinates back to image pixels."
     def __init__(self, model,       # a JVCR (eval mode is set)
@@ -226,10 +227,29 @@ def evaluation_report(result:dict,      # from `evaluate`
     if checkpoint: prov.update(checkpoint=Path(checkpoint).name, checkpoint_sha256=sha256_file(checkpoint))
     return dict(dataset=dataset, **result, provenance=prov)
 
-# %% ../nbs/11_evaluation.ipynb #86223445
+# %% ../nbs/11_evaluation.ipynb #1c1b5467
 DATASETS = ('aflw2000-3d',)
 BASELINES = ('mean-face', 'ground-truth')
 
+def _check_evaluation(dataset, checkpoint, baseline, batch_size, custom:bool):
+    "`run_evaluation`'s argument checks, before any work: each error names the bad value."
+    if not (isinstance(batch_size, int) and batch_size >= 1): raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
+    if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if (checkpoint is None) == (baseline is None): raise ValueError("give exactly one of a checkpoint or a baseline")
+    if baseline is not None and baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
+    if checkpoint is not None and not Path(checkpoint).is_file(): raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    if custom and checkpoint is None: raise ValueError("predictor_type / predictor_options need a checkpoint (a baseline is its own predictor)")
+
+def _evaluation_predictor(checkpoint, baseline, predictor_type, predictor_options):
+    "The predictor `run_evaluation` scores: the checkpoint's model (CUDA when available) through `predictor_type`, or a baseline."
+    if checkpoint is None: return GroundTruthPredictor() if baseline == 'ground-truth' else MeanFacePredictor()
+    from jvcr.model import load_checkpoint
+    model, _ = load_checkpoint(checkpoint)
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    return (predictor_type or ModelPredictor)(model, device=dev, name=Path(checkpoint).name, **(predictor_options or {}))
+
+# %% ../nbs/11_evaluation.ipynb #86223445
 def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
                    checkpoint=None,            # a .pt file (or give `baseline`)
                    baseline:str|None=None,     # a name in BASELINES instead of a checkpoint
@@ -247,25 +267,13 @@ def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
     "Load the dataset and the predictor, evaluate, write the JSON report; what `jvcr evaluate` runs."
     from jvcr import datasets
     started = time.time()
-    if not (isinstance(batch_size, int) and batch_size >= 1): raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
     check_outputs({'JSON report': json_out, 'per-face CSV': per_face_csv, 'predictions file': predictions_out},   # before any work
                   {'checkpoint': checkpoint}, overwrite)
-    if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-    if (checkpoint is None) == (baseline is None): raise ValueError("give exactly one of a checkpoint or a baseline")
-    if baseline is not None and baseline not in BASELINES:
-        raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
-    if checkpoint is not None and not Path(checkpoint).is_file(): raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    if (predictor_type or predictor_options) and checkpoint is None: raise ValueError("predictor_type / predictor_options need a checkpoint (a baseline is its own predictor)")
+    _check_evaluation(dataset, checkpoint, baseline, batch_size, predictor_type or predictor_options)
     given, root = root, data_root(root)
     faces = datasets.load_aflw2000_3d(root / 'aflw2000_3d', crop=crop,
                                       roi_boxes=root / 'aflw2000_3d_benchmark' / 'AFLW2000-3D_crop.roi_box.npy')
-    if checkpoint is not None:
-        from jvcr.model import load_checkpoint
-        model, _ = load_checkpoint(checkpoint)
-        dev = 'cuda' if torch.cuda.is_available() else 'cpu'
-        predictor = (predictor_type or ModelPredictor)(model, device=dev, name=Path(checkpoint).name, **(predictor_options or {}))
-    else:
-        predictor = GroundTruthPredictor() if baseline == 'ground-truth' else MeanFacePredictor()
+    predictor = _evaluation_predictor(checkpoint, baseline, predictor_type, predictor_options)
     info = dict(dataset=dataset, checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()), data_root=str(root))
     res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop,
                    predictions_out=predictions_out, run_info=info, overwrite=overwrite)

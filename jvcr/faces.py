@@ -12,24 +12,38 @@ from .geometry import CropTransform
 from .detect import FaceDetector, box_iou, detector_mapping, image_name, pad_image
 
 # %% auto #0
-__all__ = ['EYES', 'FACES_CALIBRATION', 'TURN_ANGLE', 'MIN_FACE_PX', 'Keypointed', 'eye_angle', 'FaceFinder', 'tile_corners',
-           'suppress', 'shift', 'detect_tiles', 'turn_points', 'unturn_points', 'wrap_angle', 'read_faces_calibration',
-           'face_side', 'Found', 'face_crop', 'find_faces']
+__all__ = ['EYES', 'MOUTH', 'FACES_CALIBRATION', 'TURN_ANGLE', 'MIN_FACE_PX', 'Keypointed', 'wrap_angle', 'eye_angle',
+           'axis_angle', 'FaceFinder', 'tile_corners', 'suppress', 'shift', 'detect_tiles', 'turn_points',
+           'unturn_points', 'read_faces_calibration', 'face_side', 'Found', 'face_crop', 'find_faces']
 
 # %% ../nbs/11e_faces.ipynb #84019904
-EYES = (0, 1)   # MediaPipe's keypoints: the subject's right eye, left eye (then nose tip, mouth centre, right ear, left ear)
+EYES, MOUTH = (0, 1), 3   # MediaPipe's keypoints: the subject's right eye, left eye, nose tip, mouth centre, right ear, left ear
 
 class Keypointed(NamedTuple):
-    "A raw detection: the detector's box (x0, y0, x1, y1) and score, and the subject's (right, left) eye as (2, 2) image pixels."
+    "A raw detection: the detector's box (x0, y0, x1, y1) and score, the subject's (right, left) eye as (2, 2) image pixels, and all six keypoints."
     box: tuple
     score: float
     eyes: np.ndarray
+    keypoints: np.ndarray|None = None   # (6, 2) image pixels, MediaPipe's order (`EYES`, `MOUTH`)
+
+def wrap_angle(a:float,  # degrees
+              ) -> float:
+    "The angle in (-180, 180]."
+    a = float(a) % 360.
+    return a - 360. if a > 180. else a
 
 def eye_angle(eyes,  # (2, 2): the subject's right eye, then left eye (x, y), image pixels
              ) -> float:
     "Degrees in (-180, 180] of the line from the subject's right eye to the left one (image y down): 0 when level; the `CropTransform.rot` that levels it."
     (x0, y0), (x1, y1) = np.asarray(eyes, dtype=np.float64).reshape(2, 2)
     return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+
+def axis_angle(keypoints,  # (6, 2) MediaPipe's keypoints (x, y), image pixels
+              ) -> float:
+    "Degrees in (-180, 180] of the line from the eyes' midpoint to the mouth, less 90: 0 when it points straight down; like `eye_angle`, the `CropTransform.rot` that sets the face upright."
+    k = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
+    d = k[MOUTH] - k[list(EYES)].mean(0)
+    return wrap_angle(np.degrees(np.arctan2(d[1], d[0])) - 90.)
 
 # %% ../nbs/11e_faces.ipynb #b0b12f2a
 def _fd_silenced(make):
@@ -41,8 +55,9 @@ def _fd_silenced(make):
         return make()
     finally: os.dup2(keep, 2); os.close(keep); os.close(null)
 
+# %% ../nbs/11e_faces.ipynb #8799c022
 class FaceFinder(FaceDetector):
-    "`FaceDetector` (MediaPipe short-range) that keeps the eye keypoints, with MediaPipe's full-range model beside it when the wheel carries it."
+    "`FaceDetector` (MediaPipe short-range) that keeps the keypoints, with MediaPipe's full-range model beside it when the wheel carries it."
     def __init__(self, min_score:float=0.5,  # drop faces scoring below this (as `FaceDetector`)
                  retry_pad:float=0.5):       # a miss is retried once with this gray border (as `FaceDetector`)
         super().__init__(min_score, retry_pad)
@@ -65,8 +80,8 @@ class FaceFinder(FaceDetector):
         for d in res.detections or []:
             b, k = d.location_data.relative_bounding_box, d.location_data.relative_keypoints
             x0, y0 = b.xmin * W - .5 - p, b.ymin * H - .5 - p          # relative to the edges -> pixel centres, as `FaceDetector.detect`
-            eyes = np.array([[k[i].x * W - .5 - p, k[i].y * H - .5 - p] for i in EYES])
-            out.append(Keypointed((x0, y0, x0 + b.width * W, y0 + b.height * H), float(d.score[0]), eyes))
+            kp = np.array([[q.x * W - .5 - p, q.y * H - .5 - p] for q in k])
+            out.append(Keypointed((x0, y0, x0 + b.width * W, y0 + b.height * H), float(d.score[0]), kp[list(EYES)], kp))
         return sorted(out, key=lambda d: -d.score)
 
     @property
@@ -102,7 +117,7 @@ def shift(d:Keypointed,  # a detection in a tile
          ) -> Keypointed:
     "The detection in the image's pixels."
     b = d.box
-    return Keypointed((b[0] + x, b[1] + y, b[2] + x, b[3] + y), d.score, d.eyes + (x, y))
+    return Keypointed((b[0] + x, b[1] + y, b[2] + x, b[3] + y), d.score, d.eyes + (x, y), None if d.keypoints is None else d.keypoints + (x, y))
 
 def detect_tiles(finder:FaceFinder,  # the detector
                  img,                # HxWx3 uint8
@@ -133,18 +148,12 @@ def unturn_points(pts,    # (..., 2) points in `np.rot90(img, k)`'s pixels
     "Inverse of `turn_points`: the points back in the original image."
     return turn_points(pts, 4 - k % 4, hw if k % 2 == 0 else hw[::-1])
 
-def wrap_angle(a:float,  # degrees
-              ) -> float:
-    "The angle in (-180, 180]."
-    a = float(a) % 360.
-    return a - 360. if a > 180. else a
-
 # %% ../nbs/11e_faces.ipynb #87030282
 FACES_CALIBRATION = 'calibration/faces.json'   # package data: the chosen thresholds and their held-out evidence
 TURN_ANGLE = 45.   # an eye line more than this many degrees off level means the photo may be turned: try the quarter turns
 
 def read_faces_calibration() -> dict:
-    "The committed choice: `chosen` (min_face_px, tile_share, fallback, retry_score, turn_margin, derotate_deg), `rules`, `trials` (held-out evidence), `provenance`."
+    "The committed choice: `chosen` (min_face_px, tile_share, tile_max_share, fallback, retry_score, turn_margin, turn_score, derotate_deg, derotate_by), `rules`, `trials` (held-out evidence), `provenance`."
     return json.loads((importlib.resources.files('jvcr') / FACES_CALIBRATION).read_text())
 
 MIN_FACE_PX = int(read_faces_calibration()['chosen']['min_face_px'])   # the smallest usable face (larger landmark-box side, pixels)
@@ -169,11 +178,12 @@ def face_crop(found:Found,        # a face from `find_faces`
     x0, y0, x1, y1 = (float(v) for v in np.asarray(found.box, dtype=np.float64).reshape(4))
     return CropTransform.from_points(np.array([[x0, y0], [x1, y1]]), expand, rot=float(found.angle))
 
-def _found(d:Keypointed, how:str, k:int, hw, derotate:float, mapping) -> Found:
-    "A detection in `np.rot90(img, k)` as a `Found` in the image: the mapped box about its centre; the quarter turns plus the eyes' angle when above `derotate`."
+def _found(d:Keypointed, how:str, k:int, hw, derotate:float, mapping, by:str='eye') -> Found:
+    "A detection in `np.rot90(img, k)` as a `Found` in the image: the mapped box about its centre; the quarter turns plus, when the eye line is more than `derotate` off level, the eyes' angle (`by` 'eye') or the eyes-to-mouth axis's ('axis')."
     b = tuple(float(v) for v in mapping.apply(d.box))
     a = eye_angle(d.eyes)
-    angle = wrap_angle(90 * k + (a if abs(a) > derotate else 0.))
+    r = axis_angle(d.keypoints) if by == 'axis' and d.keypoints is not None else a
+    angle = wrap_angle(90 * k + (r if abs(a) > derotate else 0.))
     if k % 4 == 0: return Found(b, d.score, angle, how)
     (cx, cy), w, h = unturn_points([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2], k, hw), b[2] - b[0], b[3] - b[1]
     return Found((float(cx - w / 2), float(cy - h / 2), float(cx + w / 2), float(cy + h / 2)), d.score, angle, how)
@@ -184,7 +194,8 @@ def _cascade(finder, img, small:bool, c:dict):
     found = finder.keypointed(img) or (finder.keypointed(img, finder.retry_pad) if finder.retry_pad else [])
     if found or not small: return found, 'short-range'
     if c['fallback'] == 'full-range, tiles' and (found := finder.keypointed(img, full=True)): return found, 'full-range'
-    return detect_tiles(finder, img, int(np.ceil(c['min_face_px'] / c['tile_share']))), 'tiles'
+    big = c.get('tile_max_share', 1.) * max(img.shape[:2])   # a tile find this large is no small face: a part of one the whole image hid
+    return [d for d in detect_tiles(finder, img, int(np.ceil(c['min_face_px'] / c['tile_share']))) if max(d.box[2] - d.box[0], d.box[3] - d.box[1]) < big], 'tiles'
 
 def _best(found): return max((d.score for d in found), default=-1.)
 def _area(d): return (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])
@@ -203,6 +214,6 @@ def find_faces(image,                        # any form `to_rgb` takes
     k = 0
     if turns and (_best(found) < c['retry_score'] or abs(eye_angle(found[0].eyes)) > TURN_ANGLE):
         j, turned = max(((j, finder.keypointed(np.rot90(img, j))) for j in (1, 2, 3)), key=lambda t: _best(t[1]))
-        if _best(turned) > _best(found) + c['turn_margin']: found, how, k = turned, 'rotated', j
+        if _best(turned) > _best(found) + c['turn_margin'] and _best(turned) >= c.get('turn_score', 0.): found, how, k = turned, 'rotated', j
     m, order = detector_mapping(), (lambda d: -d.score) if how == 'tiles' else (lambda d: -_area(d))
-    return [_found(d, how, k, img.shape[:2], c['derotate_deg'], m) for d in sorted(found, key=order)]
+    return [_found(d, how, k, img.shape[:2], c['derotate_deg'], m, c.get('derotate_by', 'eye')) for d in sorted(found, key=order)]

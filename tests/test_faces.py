@@ -49,9 +49,10 @@ def test_upright_unchanged(finder, photo):
     assert len(old) == len(new) == 1 and new[0].how == 'short-range'
     fct.test_eq([f.box for f in new], [d.box for d in old])
     fct.test_eq([f.score for f in new], [d.score for d in old])
-    tilt = jf.eye_angle(finder.keypointed(photo)[0].eyes)
-    expected = ji.box_crop(old[0].box) if abs(tilt) <= jf.read_faces_calibration()['chosen']['derotate_deg'] else \
-        CropTransform.from_points(np.array(old[0].box).reshape(2, 2), 1.25, rot=tilt)
+    d, c = finder.keypointed(photo)[0], jf.read_faces_calibration()['chosen']
+    tilt = jf.eye_angle(d.eyes)
+    expected = ji.box_crop(old[0].box) if abs(tilt) <= c['derotate_deg'] else \
+        CropTransform.from_points(np.array(old[0].box).reshape(2, 2), 1.25, rot=jf.axis_angle(d.keypoints) if c['derotate_by'] == 'axis' else tilt)
     fct.test_eq(jf.face_crop(new[0]), expected)
 
 
@@ -61,9 +62,9 @@ def test_face_crop_is_box_crop():
         fct.test_eq(jf.face_crop(jf.Found(box, .9, 0., 'short-range'), e), ji.box_crop(box, e))
 
 
-@pytest.mark.parametrize('k', [1, 3])
+@pytest.mark.parametrize('k', [1, 2, 3])
 def test_turned_photo(finder, photo, net, k):
-    "The photo turned by a quarter turn either way: found by turning it back, angle -90 k, points close to the upright prediction (upside down: a known limit, see 11e's revision)."
+    "The photo turned by a quarter turn either way or upside down: found by turning it back, angle -90 k, points close to the upright prediction."
     ref = _points(net, photo, jf.face_crop(jf.find_faces(photo, finder)[0]))
     im = np.rot90(photo, k)
     f = jf.find_faces(im, finder)
@@ -86,6 +87,23 @@ def test_small_face_in_large_canvas(finder, photo, net):
     fct.test_eq(jf.find_faces(canvas, finder, small=False), [])
 
 
+class _TileOnly:
+    "A stand-in detector: nothing in the whole image, and in every tile one face filling most of it."
+    retry_pad = 0.
+    def keypointed(self, img, pad=0., full=False):
+        s = min(img.shape[:2])
+        return [] if s >= 400 else [jf.Keypointed((0., 0., .9 * s, .9 * s), .7, np.zeros((2, 2)), np.zeros((6, 2)))]
+
+
+def test_tile_guard():
+    "A tile find as large as `tile_max_share` of the photo is dropped (a part of a face the whole image hid, not a small face); without the guard it is kept."
+    c, img = jf.read_faces_calibration()['chosen'], np.full((400, 400, 3), 128, np.uint8)
+    assert 0.9 * 200 >= c['tile_max_share'] * 400   # the stand-in's finds in the 200-px tiles are that large
+    fct.test_eq(jf.find_faces(img, _TileOnly(), turns=False), [])
+    kept = jf.find_faces(img, _TileOnly(), turns=False, chosen={**c, 'tile_max_share': 1.})
+    assert kept and all(f.how == 'tiles' for f in kept), kept
+
+
 def test_no_face(finder):
     "A blank image: no face, whatever is tried."
     fct.test_eq(jf.find_faces(np.full((600, 800, 3), 128, np.uint8), finder), [])
@@ -101,7 +119,10 @@ def test_turn_points_roundtrip():
 def test_calibration_file():
     "The committed calibration: every threshold present, chosen on the pool (never AFLW2000-3D), MIN_FACE_PX exported from it."
     cal = jf.read_faces_calibration()
-    fct.test_eq(set(cal['chosen']), {'min_face_px', 'tile_share', 'fallback', 'retry_score', 'turn_margin', 'derotate_deg'})
+    fct.test_eq(set(cal['chosen']), {'min_face_px', 'tile_share', 'tile_max_share', 'fallback', 'retry_score', 'turn_margin', 'turn_score', 'derotate_deg', 'derotate_by'})
     fct.test_eq(jf.MIN_FACE_PX, cal['chosen']['min_face_px'])
     assert 'pool' in cal['provenance']['split'] and 'aflw2000' not in str(cal['provenance']).lower()
-    assert cal['chosen']['fallback'] in ('tiles', 'full-range, tiles')
+    assert cal['chosen']['fallback'] in ('tiles', 'full-range, tiles') and cal['chosen']['derotate_by'] in ('eye', 'axis')
+    assert 'pool' in cal['provenance']['turns_split'] and cal['provenance']['turn_faces'] >= 600   # the turn rule: upright faces weigh
+    up = cal['trials']['upright']
+    assert up['chosen']['mean_of_bins'] < min(v['mean_of_bins'] for k, v in up.items() if k not in ('chosen', 'short-range detector alone'))
