@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses, json, math, re
 from dataclasses import dataclass
 import numpy as np
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['QUIRKS', 'TARGETS', 'PRESETS', 'VARIANTS', 'MODES', 'OPTIMIZERS', 'RUNTIME_FIELDS', 'TRAIN_PRESETS', 'JVCRConfig',
@@ -157,23 +158,26 @@ class TrainConfig:
     @property
     def epochs(self) -> int: return sum(s.epochs for s in self.stages)  # total epochs
 
-    def stage_at(self, epoch:int,  # global epoch, 0-based
-                ) -> Stage:
-        "The stage that `epoch` belongs to."
-        for s in self.stages:
-            if epoch < s.epochs: return s
-            epoch -= s.epochs
-        raise ValueError(f"epoch beyond the schedule: the stages have {self.epochs} epochs")
-
-    def lr_at(self, epoch:int,  # global epoch, 0-based
-             ) -> float:
-        "The learning rate of `epoch`."
-        k = sum(epoch >= m for m in self.milestones)
-        if k == 0: return float(self.lr)
-        if self.lr_values is not None: return float(self.lr_values[k - 1])
-        return float(f'{self.lr * self.gamma ** k:.12g}')   # 2.5e-6, not 2.5000000000000006e-06
-
     def to_dict(self) -> dict: return json.loads(json.dumps(dataclasses.asdict(self)))  # plain JSON-able dict
+
+# %% ../nbs/01a_config.ipynb #e7129979
+@patch
+def stage_at(self:TrainConfig, epoch:int,  # global epoch, 0-based
+            ) -> Stage:
+    "The stage that `epoch` belongs to."
+    for s in self.stages:
+        if epoch < s.epochs: return s
+        epoch -= s.epochs
+    raise ValueError(f"epoch beyond the schedule: the stages have {self.epochs} epochs")
+
+@patch
+def lr_at(self:TrainConfig, epoch:int,  # global epoch, 0-based
+         ) -> float:
+    "The learning rate of `epoch`."
+    k = sum(epoch >= m for m in self.milestones)
+    if k == 0: return float(self.lr)
+    if self.lr_values is not None: return float(self.lr_values[k - 1])
+    return float(f'{self.lr * self.gamma ** k:.12g}')   # 2.5e-6, not 2.5000000000000006e-06
 
 # %% ../nbs/01a_config.ipynb #8b069773
 def _validate_train(c:TrainConfig):

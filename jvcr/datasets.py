@@ -499,6 +499,7 @@ def _check_benchmark(d, rep):
         n = len(a)
     return f"{n} faces" if n is not None else "-", probs
 
+# %% ../nbs/04_datasets.ipynb #58e14595
 def _check_crops(d, rep):
     probs = []
     try: names = [l.strip() for l in (d / 'list.txt').read_text().splitlines() if l.strip()]
@@ -515,7 +516,6 @@ def _check_crops(d, rep):
         except DataError as e: bad.append(str(e))
     probs += bad[:10] + ([f"... and {len(bad) - 10} more unreadable images in {d / 'images'}"] if len(bad) > 10 else [])
     return f"{len(names)} faces", probs
-
 
 # %% ../nbs/04_datasets.ipynb #e9cd329d
 def _check_bfm(d, rep):

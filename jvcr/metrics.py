@@ -429,6 +429,7 @@ def read_metrics(path,                # metrics.jsonl or its folder
     rows = [r for r in rows if kind is None or r['kind'] == kind]
     return rows if timings else [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
+# %% ../nbs/03a_metrics.ipynb #b4bbec68
 def plot_losses(rows,             # metrics rows (or a metrics.jsonl / run folder)
                 figsize=(6, 3)):  # inches (w, h)
     "Loss-curve figure: L_coord and L_vox per logged step, validation NME (3D) per epoch."

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib, json, math, re
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
 from .geometry import CropTransform
 from .core import DataError, cache_dir, data_root
 from .datasets import FaceSample, FaceSource
@@ -159,28 +160,31 @@ class TrainingPool:
         "{source: (training faces, validation faces)}."
         return {k: (len(t), len(v)) for k, (t, v) in self.parts.items()}
 
-    def train(self) -> FaceSource:
-        "The training epoch: each source's weight share of `epoch_size`, seeded and interleaved."
-        rng, W, out = np.random.default_rng(self.seed), sum(self._active.values()), []
-        for k, w in self._active.items():
-            t = self.parts[k][0]
-            n = int(round(self.epoch_size * w / W))
-            order = rng.permutation(len(t))
-            out += [t[i] for i in np.resize(order, n)]
-        return FaceSource('pool_train', [out[i] for i in rng.permutation(len(out))])
-
-    def val(self, max_per_source:int|None=None,  # cap per source (seeded choice)
-           ) -> FaceSource:
-        "The held-out faces of every source with a weight (at most `max_per_source` each)."
-        rng, out = np.random.default_rng(self.seed + 1), []
-        for k in self._active:
-            v = self.parts[k][1]
-            idx = np.sort(rng.permutation(len(v))[:max_per_source]) if max_per_source else range(len(v))
-            out += [v[i] for i in idx]
-        return FaceSource('pool_val', out)
-
     def __repr__(self):
         return 'TrainingPool(' + ', '.join(f'{k}: {t} train / {v} val, w={self.weights[k]:g}' for k, (t, v) in self.sizes().items()) + ')'
+
+# %% ../nbs/05b_pool.ipynb #e3d406f5
+@patch
+def train(self:TrainingPool) -> FaceSource:
+    "The training epoch: each source's weight share of `epoch_size`, seeded and interleaved."
+    rng, W, out = np.random.default_rng(self.seed), sum(self._active.values()), []
+    for k, w in self._active.items():
+        t = self.parts[k][0]
+        n = int(round(self.epoch_size * w / W))
+        order = rng.permutation(len(t))
+        out += [t[i] for i in np.resize(order, n)]
+    return FaceSource('pool_train', [out[i] for i in rng.permutation(len(out))])
+
+@patch
+def val(self:TrainingPool, max_per_source:int|None=None,  # cap per source (seeded choice)
+       ) -> FaceSource:
+    "The held-out faces of every source with a weight (at most `max_per_source` each)."
+    rng, out = np.random.default_rng(self.seed + 1), []
+    for k in self._active:
+        v = self.parts[k][1]
+        idx = np.sort(rng.permutation(len(v))[:max_per_source]) if max_per_source else range(len(v))
+        out += [v[i] for i in idx]
+    return FaceSource('pool_val', out)
 
 # %% ../nbs/05b_pool.ipynb #86b8acab
 def default_pool(root=None,                 # data root

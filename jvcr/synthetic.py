@@ -88,6 +88,60 @@ def _edges(verts, tris):
     return a[..., 0], a[..., 1], b[..., 0] - a[..., 0], b[..., 1] - a[..., 1], sgn  # each (T, 3)
 
 
+# %% ../nbs/05_synthetic.ipynb #f1271e36
+def _boxes(verts,  # (N, 3) image-space vertices
+           tris,   # (T, 3) triangle vertex ids
+           res,    # image side
+           cull):  # drop back faces
+    "The triangles whose pixel box (clipped to the image) holds a pixel centre: (ids, signed areas, x0, x1, y0, y1)."
+    x, y = verts[:, 0][tris], verts[:, 1][tris]  # (T, 3) each
+    A = _area(x[:, 0], y[:, 0], x[:, 1], y[:, 1], x[:, 2], y[:, 2])
+    idx = np.nonzero(A < 0 if cull else A != 0)[0]  # A < 0: counter-clockwise as seen by the camera
+    x, y, A = x[idx], y[idx], A[idx]
+    lo = lambda a: np.minimum(np.minimum(a[:, 0], a[:, 1]), a[:, 2])
+    hi = lambda a: np.maximum(np.maximum(a[:, 0], a[:, 1]), a[:, 2])
+    x0, x1 = np.maximum(np.ceil(lo(x)), 0).astype(np.int64), np.minimum(np.floor(hi(x)), res - 1).astype(np.int64)
+    y0, y1 = np.maximum(np.ceil(lo(y)), 0).astype(np.int64), np.minimum(np.floor(hi(y)), res - 1).astype(np.int64)
+    keep = (x1 >= x0) & (y1 >= y0)  # the box holds at least one pixel centre
+    return tuple(a[keep] for a in (idx, A, x0, x1, y0, y1))
+
+# %% ../nbs/05_synthetic.ipynb #cc6068d3
+def _row_spans(t,       # (m,) triangle of each row (position among the kept triangles)
+               py,      # (m,) the row's pixel y
+               x0,      # first pixel column of each kept triangle's box
+               x1,      # last pixel column of each kept triangle's box
+               edges):  # (ax, ay, dx, dy, sgn) of the kept triangles' edges, sgn making inside >= 0
+    "Candidate pixels of box rows: only the span the three edges allow (+-1 px) within the box; (px, py, t) per pixel."
+    ax, ay, dx_, dy_, sgn = edges
+    c = sgn[t] * (dx_[t] * (py[:, None] - ay[t]) + dy_[t] * ax[t])  # edge k: c_k - g_k x >= 0
+    g = sgn[t] * dy_[t]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        r = c / g
+    lo = np.where(g < 0, r, -np.inf).max(1); hi = np.where(g > 0, r, np.inf).min(1)
+    lo = np.where(((g == 0) & (c < 0)).any(1), np.inf, lo)  # a parallel edge with the row outside
+    lo = np.maximum(np.ceil(np.minimum(lo, 1e9)) - 1, x0[t]).astype(np.int64)
+    hi = np.minimum(np.floor(np.maximum(hi, -1e9)) + 1, x1[t]).astype(np.int64)
+    n = np.maximum(hi - lo + 1, 0)
+    tt = np.repeat(t, n)
+    px = np.repeat(lo, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    return px, np.repeat(py, n), tt
+
+# %% ../nbs/05_synthetic.ipynb #5ab78283
+def _nearest(P,     # candidate pixels (y * res + x), one array per tested batch
+             D,     # their depths, likewise
+             TRI,   # their triangle ids, likewise
+             B,     # their barycentric weights, likewise
+             res):  # image side
+    "Fragments keeping the nearest candidate of each pixel (one stable sort by pixel, then depth)."
+    tri, bary, depth = np.full(res * res, -1, np.int64), np.zeros((res * res, 3)), np.full(res * res, -np.inf)
+    if P:
+        P, D, TRI, B = map(np.concatenate, (P, D, TRI, B))
+        order = np.lexsort((-D, P))  # by pixel, then nearest first; stable
+        first = np.r_[True, P[order][1:] != P[order][:-1]]
+        win = order[first]
+        tri[P[win]], bary[P[win]], depth[P[win]] = TRI[win], B[win], D[win]
+    return Fragments(tri.reshape(res, res), bary.reshape(res, res, 3), depth.reshape(res, res))
+
 # %% ../nbs/05_synthetic.ipynb #f90f6b16
 class NumpyRasterizer(Rasterizer):
     "Exact z-buffer rasteriser in numpy: pixel centres inside a triangle, the largest z wins; deterministic, watertight."
@@ -95,16 +149,7 @@ class NumpyRasterizer(Rasterizer):
     def __init__(self, chunk:int=1 << 21): self.chunk = chunk  # most candidate pixels tested in one vectorised batch
 
     def _rasterize(self, verts, tris, res, cull):
-        x, y = verts[:, 0][tris], verts[:, 1][tris]  # (T, 3) each
-        A = _area(x[:, 0], y[:, 0], x[:, 1], y[:, 1], x[:, 2], y[:, 2])
-        idx = np.nonzero(A < 0 if cull else A != 0)[0]  # A < 0: counter-clockwise as seen by the camera
-        x, y, A = x[idx], y[idx], A[idx]
-        lo = lambda a: np.minimum(np.minimum(a[:, 0], a[:, 1]), a[:, 2])
-        hi = lambda a: np.maximum(np.maximum(a[:, 0], a[:, 1]), a[:, 2])
-        x0, x1 = np.maximum(np.ceil(lo(x)), 0).astype(np.int64), np.minimum(np.floor(hi(x)), res - 1).astype(np.int64)
-        y0, y1 = np.maximum(np.ceil(lo(y)), 0).astype(np.int64), np.minimum(np.floor(hi(y)), res - 1).astype(np.int64)
-        keep = (x1 >= x0) & (y1 >= y0)  # the box holds at least one pixel centre
-        idx, A, x0, x1, y0, y1 = (a[keep] for a in (idx, A, x0, x1, y0, y1))
+        idx, A, x0, x1, y0, y1 = _boxes(verts, tris, res, cull)
         ax, ay, dx_, dy_, sgn = _edges(verts, tris[idx])
         sgn = sgn * np.sign(A)[:, None]  # edge function >= 0 inside
         z = verts[:, 2][tris[idx]]
@@ -130,26 +175,8 @@ class NumpyRasterizer(Rasterizer):
             for part in np.array_split(np.arange(len(big)), max(1, int(rows.sum() * 16 // self.chunk) + 1)):
                 t = np.repeat(big[part], rows[part])
                 py = y0[t] + np.arange(len(t)) - np.repeat(np.cumsum(rows[part]) - rows[part], rows[part])
-                c = sgn[t] * (dx_[t] * (py[:, None] - ay[t]) + dy_[t] * ax[t])  # edge k: c_k - g_k x >= 0
-                g = sgn[t] * dy_[t]
-                with np.errstate(divide='ignore', invalid='ignore'):
-                    r = c / g
-                lo = np.where(g < 0, r, -np.inf).max(1); hi = np.where(g > 0, r, np.inf).min(1)
-                lo = np.where(((g == 0) & (c < 0)).any(1), np.inf, lo)  # a parallel edge with the row outside
-                lo = np.maximum(np.ceil(np.minimum(lo, 1e9)) - 1, x0[t]).astype(np.int64)
-                hi = np.minimum(np.floor(np.maximum(hi, -1e9)) + 1, x1[t]).astype(np.int64)
-                n = np.maximum(hi - lo + 1, 0)
-                tt = np.repeat(t, n)
-                px = np.repeat(lo, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-                test(px, np.repeat(py, n), tt)
-        tri, bary, depth = np.full(res * res, -1, np.int64), np.zeros((res * res, 3)), np.full(res * res, -np.inf)
-        if P:
-            P, D, TRI, B = map(np.concatenate, (P, D, TRI, B))
-            order = np.lexsort((-D, P))  # by pixel, then nearest first; stable
-            first = np.r_[True, P[order][1:] != P[order][:-1]]
-            win = order[first]
-            tri[P[win]], bary[P[win]], depth[P[win]] = TRI[win], B[win], D[win]
-        return Fragments(tri.reshape(res, res), bary.reshape(res, res, 3), depth.reshape(res, res))
+                test(*_row_spans(t, py, x0, x1, (ax, ay, dx_, dy_, sgn)))
+        return _nearest(P, D, TRI, B, res)
 
 # %% ../nbs/05_synthetic.ipynb #03e6bc38
 def rbf_weights(points,            # (N, 3) where to evaluate
@@ -244,6 +271,7 @@ def _close_loop(V,             # mesh vertices
     new_v = np.concatenate([np.asarray(v, np.float64).reshape(-1, 3) for v in new_v])
     return np.r_[V, new_v], np.r_[C, np.tile(colour, (len(new_v), 1))], np.r_[T, np.concatenate(tris)]
 
+# %% ../nbs/05_synthetic.ipynb #e4b7c7e2
 @lru_cache(maxsize=2)
 def _load_dense(folder:Path):
     f, ue = folder / 'Model_Shape_Sim.mat', folder / 'u_exp.npy'
@@ -435,6 +463,7 @@ def sample_pose(lm,                      # (N, 3) model-space landmarks
     p[3] += d[0]; p[4] -= d[1]  # project() flips y
     return p
 
+# %% ../nbs/05_synthetic.ipynb #57ee75d7
 def default_rasterizer(): return NumpyRasterizer()
 
 def render_mesh(mesh:FaceMesh,           # the face mesh
@@ -467,6 +496,7 @@ def render_mesh(mesh:FaceMesh,           # the face mesh
     img, applied = degrade(img, rng) if degradation else (img, {})
     return img, P, fr, dict(light={k: np.asarray(v).tolist() for k, v in light.items()}, degradation=applied)
 
+# %% ../nbs/05_synthetic.ipynb #af096f0b
 def _visible(pts, fr, tol):
     "Landmarks inside the image not hidden by the face: z within `tol` of the nearest of the 4 surrounding pixel centres' depths."
     res = fr.depth.shape[0]
@@ -539,6 +569,7 @@ def _render_one(args):
     Image.fromarray(f.image).save(Path(out) / name)
     return dict(image=name, pts=f.pts.tolist(), yaw=f.yaw, pitch=f.pitch, roll=f.roll, visible=f.visible.tolist(), source=f.params['source'])
 
+# %% ../nbs/05_synthetic.ipynb #e2fd5883
 def _prepare_out(out:Path, existing:str, source:str, seed:int, res:int) -> list:
     "Check the output folder before any work; returns the faces already there that are kept (existing='add')."
     if existing not in ('refuse', 'add', 'overwrite'): raise ValueError(f"existing must be 'refuse', 'add' or 'overwrite', got {existing!r}")
@@ -561,6 +592,7 @@ def _prepare_out(out:Path, existing:str, source:str, seed:int, res:int) -> list:
     if old != (source, seed, res): raise ValueError(f"cannot add to {out}: it holds source/seed/res {old}, this run {(source, seed, res)}")
     return meta['faces']
 
+# %% ../nbs/05_synthetic.ipynb #afe20856
 def render_to_dir(n:int,                  # faces
                   out,                    # folder
                   seed:int=0,             # seed
@@ -587,7 +619,6 @@ def render_to_dir(n:int,                  # faces
     if source == 'bfm': meta['licence'] = 'derived from the Basel Face Model 2009: non-commercial research only, no redistribution'
     write_json(out / 'points.json', meta)
     return out
-
 
 # %% ../nbs/05_synthetic.ipynb #d215ea1e
 def toy_source(n:int,        # faces

@@ -246,6 +246,7 @@ def _stack_targets(p,         # crop-frame points of out_res
     if kw['target'] != 'compact': raise ValueError(f"target={kw['target']!r}: expected 'compact' or 'landmark2d'")
     return encode_volumes(p, kw['depth_res'], kw['out_res'], kw['sigma'], kw['quirks'], valid=valid, crop_px=crop_px)
 
+# %% ../nbs/02_volumes.ipynb #10d1a47c
 def make_targets(pts_img,                # (N, 3) image-space points (x, y pixels; z larger = nearer)
                  T:CropTransform,        # the sample's crop (after augmentation)
                  depth_res=DEPTH_RES,    # depth of each stack's volume
@@ -265,6 +266,7 @@ def make_targets(pts_img,                # (N, 3) image-space points (x, y pixel
     vols = _stack_targets(crop_points(pts, params, kw['out_res']), kw, valid, T.size)
     return vols, coord_target(crop_points(pts, params, kw['in_res']))
 
+# %% ../nbs/02_volumes.ipynb #3b847a95
 def make_targets_batch(pts_img,                # (B, N, 3) image-space points
                        Ts,                     # B CropTransforms, or their (B, 6) `to_array` parameters
                        depth_res=DEPTH_RES,    # depth of each stack's volume
