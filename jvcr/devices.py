@@ -25,6 +25,7 @@ def resolve_device(spec:str='auto',   # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
         return torch.device(spec if ':' in spec else f'cuda:{local_rank}')
     return torch.device('cpu')
 
+# %% ../nbs/09_devices.ipynb #93623b04
 @dataclass
 class DistInfo:
     "This process's place in a (possibly single-process) run."
@@ -38,6 +39,7 @@ def dist_env() -> DistInfo:
     g = lambda k, d: int(os.environ.get(k, d))
     return DistInfo(g('RANK', 0), g('WORLD_SIZE', 1), g('LOCAL_RANK', 0))
 
+# %% ../nbs/09_devices.ipynb #552f94ca
 def init_distributed(device:torch.device,  # this process's device (from `pick_device`)
                     ) -> DistInfo:
     "Start the process group when launched by torchrun with several processes (NCCL on CUDA, gloo on CPU)."

@@ -8,6 +8,7 @@ import re
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['Bottleneck', 'RefHourglass', 'RefHourglassNet', 'RefCoordRegressor', 'RefJVCR', 'build_reference', 'reference_key',
@@ -115,25 +116,28 @@ class RefHourglassNet(nn.Module):
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def _make_fc(self, inplanes, outplanes):
-        return nn.Sequential(nn.Conv2d(inplanes, outplanes, kernel_size=1, bias=True), nn.BatchNorm2d(inplanes), self.relu)
+# %% ../nbs/08a_reference_arch.ipynb #49c84c38
+@patch
+def _make_fc(self:RefHourglassNet, inplanes, outplanes):
+    return nn.Sequential(nn.Conv2d(inplanes, outplanes, kernel_size=1, bias=True), nn.BatchNorm2d(inplanes), self.relu)
 
-    def forward(self, x):  # (B, 3, 256, 256) input crops
-        out = []
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer1(x)
-        x = self.maxpool(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        for i in range(self.num_stacks):
-            y = self.hg[i](x)
-            y = self.res[i](y)
-            y = self.fc[i](y)
-            score = self.score[i](y)
-            out.append(score)
-            if i < self.num_stacks - 1:
-                x = x + self.fc_[i](y) + self.score_[i](score)
-        return out
+@patch
+def forward(self:RefHourglassNet, x):  # (B, 3, 256, 256) input crops
+    out = []
+    x = self.relu(self.bn1(self.conv1(x)))
+    x = self.layer1(x)
+    x = self.maxpool(x)
+    x = self.layer2(x)
+    x = self.layer3(x)
+    for i in range(self.num_stacks):
+        y = self.hg[i](x)
+        y = self.res[i](y)
+        y = self.fc[i](y)
+        score = self.score[i](y)
+        out.append(score)
+        if i < self.num_stacks - 1:
+            x = x + self.fc_[i](y) + self.score_[i](score)
+    return out
 
 # %% ../nbs/08a_reference_arch.ipynb #2aae3f80
 class RefCoordRegressor(nn.Module):

@@ -68,6 +68,32 @@ def _no_sync(parts):
         if hasattr(p, 'no_sync'): stack.enter_context(p.no_sync())
     return stack
 
+# %% ../nbs/10_training.ipynb #f87e53dc
+def _chunk_backward(hg,        # hourglass (plain or DDP)
+                    reg,       # regressor (plain or DDP)
+                    x,         # (n, 3, H, W) the micro-batch's images
+                    tv,        # [(n, d_i, R, R)] its target volumes
+                    tc,        # (n, N, 3) its target coordinates
+                    stage,     # what to optimise
+                    chunks,    # micro-batches in the step (each loss is divided by it)
+                    ac):       # autocast context manager factory
+    "Forward and backward pass of one micro-batch; returns (loss, L_coord, [L_vox of each stack])."
+    with ac(): vols = hg(x)                                         # [(n, d_i, R, R)]
+    lv = voxel_losses(vols, tv)
+    if stage.mode == 'pretrain':
+        (sum(lv) / chunks).backward()                               # hourglass only
+        with ac(): coords = reg(tv[-1])                             # regressor on the GT volume
+        lc = coord_loss(coords, tc)
+        (lc / chunks).backward()
+        loss = sum(lv) + lc
+    else:
+        with ac(): coords = reg(vols[-1])                           # regressor on the predicted volume
+        lc = coord_loss(coords, tc)
+        loss = lc + stage.vox_weight * sum(lv)
+        (loss / chunks).backward()                                  # one pass through everything
+    return loss, lc, lv
+
+# %% ../nbs/10_training.ipynb #2a03a4df
 def train_step(parts,            # (hourglass, regressor), plain modules or DDP wrappers
                opts:dict,        # {'hourglass': optimiser, 'regressor': optimiser}
                batch:dict,       # 'image' (B, 3, H, W), 'volumes' [(B, d_i, R, R)], 'coords' (B, N, 3), on the device
@@ -88,19 +114,7 @@ def train_step(parts,            # (hourglass, regressor), plain modules or DDP 
         sl = slice(j * n, (j + 1) * n)
         for b, s in zip(bufs, start): b.copy_(s)
         with (_no_sync(parts) if j < chunks - 1 else contextlib.nullcontext()):
-            with ac(): vols = hg(x[sl])                                     # [(n, d_i, R, R)]
-            lv = voxel_losses(vols, [t[sl] for t in tv])
-            if stage.mode == 'pretrain':
-                (sum(lv) / chunks).backward()                               # hourglass only
-                with ac(): coords = reg(tv[-1][sl])                         # regressor on the GT volume
-                lc = coord_loss(coords, tc[sl])
-                (lc / chunks).backward()
-                loss = sum(lv) + lc
-            else:
-                with ac(): coords = reg(vols[-1])                           # regressor on the predicted volume
-                lc = coord_loss(coords, tc[sl])
-                loss = lc + stage.vox_weight * sum(lv)
-                (loss / chunks).backward()                                  # one pass through everything
+            loss, lc, lv = _chunk_backward(hg, reg, x[sl], [t[sl] for t in tv], tc[sl], stage, chunks, ac)
         v = torch.stack([loss.detach(), lc.detach(), sum(lv).detach()] + [l.detach() for l in lv])
         tot = v if tot is None else tot + v
         for a, b in zip(acc, bufs):
@@ -189,6 +203,7 @@ def _extension(old:dict,   # stored training config (plain dict)
     if len(o) != len(n) or o[:-1] != n[:-1] or {**o[-1], 'epochs': 0} != {**n[-1], 'epochs': 0}: return None
     return (o[-1]['epochs'], n[-1]['epochs']) if n[-1]['epochs'] > o[-1]['epochs'] else None
 
+# %% ../nbs/10_training.ipynb #1e4fb4a3
 def check_out_dir(out,                # output folder
                   cfg:TrainConfig,    # settings
                   model_config:dict,  # model config as a dict
@@ -363,6 +378,7 @@ def loader(self:_Run, epoch:int, start:int):
     return DataLoader(self.train_data, batch_sampler=bs, num_workers=cfg.num_workers, generator=g,
                       pin_memory=self.device.type == 'cuda', worker_init_fn=one_thread if cfg.num_workers else None)
 
+# %% ../nbs/10_training.ipynb #69f7990b
 @patch
 def run_epoch(self:_Run):
     cfg, s, info = self.cfg, self.state, self.info
@@ -397,7 +413,6 @@ def run_epoch(self:_Run):
     bar.close()
     if s.stop: return None
     return self.end_epoch(stage, lr)
-
 
 # %% ../nbs/10_training.ipynb #6aec922d
 @patch
@@ -474,6 +489,7 @@ def train(train_data,            # Dataset of sample dicts ('image', 'volumes', 
             import torch.distributed as dist
             dist.destroy_process_group()
 
+# %% ../nbs/10_training.ipynb #724c197a
 def _train(cfg, model, train_data, val_data, out, info, device, ck, callbacks, progress, verbose) -> dict:
     "The body of `train`, inside the run folder's lock."
     barrier(info)
