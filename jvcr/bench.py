@@ -105,6 +105,24 @@ def bench_loader(root=None,          # data root
                 cpu_ms_per_sample=cpu_ms, workers=workers, batch_size=batch_size,
                 preset=preset if isinstance(preset, str) else 'custom')
 
+# %% ../nbs/13a_bench.ipynb #fd969f08
+def _time_nets(nets:dict,   # {result key: callable on x}
+               x,           # the input batch
+               threads,     # torch threads for the run (restored afterwards)
+               warmup,      # untimed passes first
+               runs):       # timed passes
+    "Seconds of each timed pass of every net, the nets taking turns to go first: {key: [seconds]}."
+    times, old_threads = {k: [] for k in nets}, torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for i in range(warmup + runs):
+                for k in (list(nets) if i % 2 == 0 else list(nets)[::-1]):   # alternate who goes first
+                    t0 = time.perf_counter(); nets[k](x); t = time.perf_counter() - t0
+                    if i >= warmup: times[k].append(t)
+    finally: torch.set_num_threads(old_threads)
+    return times
+
 # %% ../nbs/13a_bench.ipynb #cad197e1
 def bench_model(preset='paper',       # preset name or a JVCRConfig
                 threads:int=2,        # torch.set_num_threads for the run (restored afterwards)
@@ -133,15 +151,7 @@ def bench_model(preset='paper',       # preset name or a JVCRConfig
         nets['ref_ms_per_crop'] = load_into_reference(build_reference(cfg.depth_res), model).eval().to(dt)
     model.to(dt)
     x = torch.rand(batch, 3, cfg.in_res, cfg.in_res).to(dt)
-    times = {k: [] for k in nets}
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            for i in range(warmup + runs):
-                for k in (list(nets) if i % 2 == 0 else list(nets)[::-1]):   # alternate who goes first
-                    t0 = time.perf_counter(); nets[k](x); t = time.perf_counter() - t0
-                    if i >= warmup: times[k].append(t)
-    finally: torch.set_num_threads(old_threads)
+    times = _time_nets(nets, x, threads, warmup, runs)
     res = {'preset': preset if isinstance(preset, str) else 'custom', 'params_hourglass': count_params(model.hourglass),
            'params_regressor': count_params(model.regressor), 'params_total': count_params(model),
            'gmacs': count_macs(model) / 1e9, 'backend': backend, 'channels_last': channels_last, 'threads': threads, 'batch': batch, 'dtype': dtype, 'runs': runs,

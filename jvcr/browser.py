@@ -108,6 +108,7 @@ def _percent_range(r,  # (lo, hi) as given to `select`
                                  "for the best faces sort with worst_first=False")
     return lo, hi
 
+# %% ../nbs/13b_browser.ipynb #7075107f
 def _select(self:EvalBrowser, sort_by:str|None=None,  # protocol (default: the CSV's first)
             worst_first:bool=True,                    # order
             yaw_bin:str|None=None,                    # one of BIN_NAMES (None: every face)
@@ -280,6 +281,7 @@ def screenshot_html(html,                # local .html
     if not png.is_file(): raise RuntimeError(f"Chromium wrote no screenshot of {html} (exit {r.returncode}): {r.stderr[-400:]}")
     return png
 
+# %% ../nbs/13b_browser.ipynb #2d2fb0ed
 def plot_pixels(png,         # a screenshot
                 tol:int=40,  # colour distance counted as the same colour
                ) -> dict:
@@ -337,4 +339,5 @@ def _widget(self:EvalBrowser, image:bool=True):  # show the photo under the 2D p
     ui.controls = dict(sort=sort, worst=worst, bins=bins, error=rng, faces=faces, export=export, path=path, overwrite=overwrite, message=msg)
     return ui
 
+# %% ../nbs/13b_browser.ipynb #9f527123
 EvalBrowser.widget = _widget

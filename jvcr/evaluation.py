@@ -170,6 +170,20 @@ def add_pose_columns(path,                    # per-face CSV written by MetricAc
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
     return path
 
+# %% ../nbs/11_evaluation.ipynb #31cb96c5
+def _predict_batch(predictor,  # callable on a list of FaceSample
+                   batch,      # list of FaceSample
+                   acc):       # MetricAccumulator the batch is added to
+    "Predict one batch, check the shape and add it to `acc`; returns the predictions (float64, shaped like the true points)."
+    pred = np.asarray(predictor(batch), dtype=np.float64)
+    gt = np.stack([s.pts for s in batch])
+    if pred.shape != gt.shape:
+        raise ValueError(f"predictor returned shape {pred.shape} for faces {batch[0].id}..{batch[-1].id}; "
+                         f"expected {gt.shape} (68 points, image pixels)")
+    yaw = np.array([s.yaw for s in batch], dtype=np.float64)
+    acc.update(pred, gt, yaw=None if np.isnan(yaw).any() else yaw, ids=_ids(batch))
+    return pred
+
 # %% ../nbs/11_evaluation.ipynb #9582d044
 def evaluate(predictor,                   # callable
              samples,                     # sequence of FaceSample
@@ -193,13 +207,7 @@ def evaluate(predictor,                   # callable
                unit='face')
     for i in range(0, len(samples), batch_size):
         batch = [samples[j] for j in range(i, min(i + batch_size, len(samples)))]
-        pred = np.asarray(predictor(batch), dtype=np.float64)
-        gt = np.stack([s.pts for s in batch])
-        if pred.shape != gt.shape:
-            raise ValueError(f"predictor returned shape {pred.shape} for faces {batch[0].id}..{batch[-1].id}; "
-                             f"expected {gt.shape} (68 points, image pixels)")
-        yaw = np.array([s.yaw for s in batch], dtype=np.float64)
-        acc.update(pred, gt, yaw=None if np.isnan(yaw).any() else yaw, ids=_ids(batch))
+        pred = _predict_batch(predictor, batch, acc)
         if predictions_out: preds.append(pred)
         if with_pose: poses.append((face_poses(pred), np.stack([s.extra['pose'] for s in batch])))
         bar.update(len(batch))

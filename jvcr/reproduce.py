@@ -35,6 +35,7 @@ def quick_parameters(root=None,  # a folder in the checkout (default: `repo_root
     p = repo_root(root) / 'nbs' / 'reproduce' / 'quick.json'
     return json.loads(p.read_text()) if p.exists() else {}
 
+# %% ../nbs/14_reproduce.ipynb #906714ae
 DEVICE_KINDS = ('cpu', 'cuda')
 
 def device_kind(device:str='auto',  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
