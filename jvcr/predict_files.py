@@ -84,12 +84,12 @@ def predictions_text(records:list,  # `Predictor.predict`'s records
 # %% ../nbs/12e_predict_files.ipynb #b7c1a006
 def _predict_outputs(a,  # parsed arguments of `jvcr predict`
                     ) -> tuple:
-    "(the images, --out, overlay files or None, the checkpoint), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
+    "(the images, --out (None: standard output), overlay files or None, the checkpoint), checked by the write rule before any work: never an input, never each other, existing ones only with --overwrite."
     from jvcr.core import check_outputs
     from jvcr.inference import overlay_names
     from jvcr.shipped import resolve_checkpoint
-    out, images = Path(a.out), expand_inputs(a.images)
-    if out.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"--out {out}: give a .json or .csv file name")
+    out, images = (Path(a.out) if a.out else None), expand_inputs(a.images)
+    if out is not None and out.suffix.lower() not in ('.json', '.csv'): raise ValueError(f"--out {out}: give a .json or .csv file name")
     if a.batch < 1: raise ValueError(f"--batch must be a positive integer, got {a.batch}")
     if a.max_pixels is not None and a.max_pixels < 1: raise ValueError(f"--max-pixels must be a positive integer, got {a.max_pixels}")
     if not 0 < a.min_score < 1: raise ValueError(f"--min-score must lie in (0, 1), got {a.min_score}")
@@ -112,6 +112,7 @@ def predict_command(a,  # parsed arguments of `jvcr predict`
     vids = [i for i in a.images if is_video(i)]
     if vids:                                                    # clips: tracked frame to frame (jvcr.video)
         if len(vids) < len(a.images): raise ValueError(f"give videos ({vids[0]}, ...) and images in separate jvcr predict calls")
+        if not a.out: raise ValueError(f"{vids[0]}: give --out FILE.json or FILE.csv for videos (a record per frame is too much for the terminal)")
         return video_command(a)
     images, out, overlays, ckpt = _predict_outputs(a)
     boxes = [tuple(a.box)] * len(images) if a.box else read_boxes_csv(a.boxes, images) if a.boxes else [None] * len(images)
@@ -126,15 +127,19 @@ def predict_command(a,  # parsed arguments of `jvcr predict`
     for w in small: print(f"jvcr predict: warning: {w.message}", file=sys.stderr)
     ok = [r for r in recs if r['error'] is None]
     failures = [r['error'] for r in recs if r['error'] is not None]
-    if ok: atomic_write(out, lambda f: f.write(predictions_text(recs, out.suffix.lower(), model_identity(pred, a.checkpoint))), mode='w')
+    text = lambda ext: predictions_text(recs, ext, model_identity(pred, a.checkpoint))
+    if ok and out is None: sys.stdout.write(text('.json') + '\n')                     # no --out: the JSON on standard output
+    elif ok: atomic_write(out, lambda f: f.write(text(out.suffix.lower())), mode='w')
     for im, f, r in zip(images, overlays or [], recs):
         if r['error'] is not None: continue
         try: atomic_write(f, lambda fh: draw_faces(im, r).save(fh, format='PNG'))   # read once already, within --max-pixels
         except (OSError, ValueError) as e: failures.append(f"{im}: overlay not written: {e}")
     for msg in failures: print(f"jvcr predict: {msg}", file=sys.stderr)
     n_faces, n_det = sum(len(r['faces']) for r in ok), sum(f['source'] == 'detector' for r in ok for f in r['faces'])
-    print((f"wrote {n_faces} face{'s' * (n_faces != 1)} of {len(ok)} of {len(images)} images to {out}" if ok else f"no image was predicted: nothing written to {out}")
-          + (f" ({n_det} found by the face detector)" if n_det else "") + (f"; {len(failures)} failed (listed on stderr)" if failures else ""))
+    dest = out or 'standard output'
+    print((f"wrote {n_faces} face{'s' * (n_faces != 1)} of {len(ok)} of {len(images)} images to {dest}" if ok else f"no image was predicted: nothing written to {dest}")
+          + (f" ({n_det} found by the face detector)" if n_det else "") + (f"; {len(failures)} failed (listed on stderr)" if failures else ""),
+          file=sys.stderr if out is None else sys.stdout)                      # standard output holds only the JSON then
     return 1 if failures else 0
 
 # %% ../nbs/12e_predict_files.ipynb #59290f31

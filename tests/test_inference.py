@@ -318,3 +318,16 @@ def test_backends_agree_with_eager(tmp_path):
     assert dev['fold_bn'] < 1e-3 and dev.get('onnxruntime', 0) < 1e-3 and 0 < dev['bf16'] < 5, dev
     with pytest.raises(ValueError, match='unknown backend'): ji.Predictor(model, backend='tensorrt')
     assert f'backend={ji.DEFAULT_BACKEND}' in repr(ji.Predictor(model))
+
+
+def test_cli_without_out_prints_json(tmp_path, ckpt, face, capsys):
+    "`jvcr predict IMAGE` with no --out: the JSON records on standard output (the summary on stderr), nothing written; a video still needs --out."
+    Image.fromarray(face.image).save(tmp_path / 'a.png')
+    assert main(['predict', str(tmp_path / 'a.png'), '--checkpoint', str(ckpt), '--box', *[str(v) for v in _box(face)], '--no-progress']) == 0
+    got = capsys.readouterr()
+    recs = json.loads(got.out)
+    fct.test_eq([len(r['faces']) for r in recs['images']], [1])
+    assert 'to standard output' in got.err and sorted(p.name for p in tmp_path.iterdir()) == ['a.png']
+    (tmp_path / 'clip.mp4').write_bytes(b'')
+    assert main(['predict', str(tmp_path / 'clip.mp4'), '--checkpoint', str(ckpt)]) == 2
+    assert 'give --out' in capsys.readouterr().err
