@@ -191,7 +191,7 @@ def _data_flags(a):
     return 0
 
 def _data_check(a):
-    from jvcr.datasets import check_data_root, format_report
+    from jvcr.folders import check_data_root, format_report
     rep = check_data_root(a.root)
     print(json.dumps(rep, indent=1, default=str) if a.json else format_report(rep))
     return 0 if rep.get('ok') else 1

@@ -12,6 +12,7 @@ from .geometry import CropTransform
 from .core import DataError, cache_dir, data_root
 from .datasets import FaceSample, FaceSource
 from . import datasets as jd
+from . import folders as jf
 from .synthetic import toy_source
 
 # %% auto #0
@@ -210,7 +211,7 @@ def default_pool(root=None,                 # data root
 # %% ../nbs/05b_pool.ipynb #91acbf4d
 def _folder_source(folder:Path) -> FaceSource:
     "The faces of a data folder, by what it holds (landmark folder, .pts files, 300W-LP .mat files)."
-    if (folder / 'landmarks.npy').is_file(): return jd.load_landmark_folder(folder)
+    if (folder / 'landmarks.npy').is_file(): return jf.load_landmark_folder(folder)
     if any(folder.glob('*.pts')): return jd.load_pts_folder(folder)
     if any(folder.rglob('*.mat')): return jd.load_300w_lp(folder)
     raise ValueError(f"no training data recognised in {folder}: expected landmarks.npy + list.txt, *.pts files, or 300W-LP .mat files")

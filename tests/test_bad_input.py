@@ -8,6 +8,7 @@ from PIL import Image
 from jvcr.cli import main
 from jvcr.core import DataError, run_lock
 import jvcr.datasets as jd
+import jvcr.folders as jf
 from jvcr.landmarks import canonical_face_3d
 
 
@@ -30,7 +31,7 @@ def face(scale=100., shift=150.):
 
 def landmark_folder(dst, names, pts, size=300):
     "A landmark folder whose images are plain grey pictures."
-    jd.save_landmark_folder(dst, names, pts)
+    jf.save_landmark_folder(dst, names, pts)
     for n in names:
         (dst / 'images' / n).parent.mkdir(parents=True, exist_ok=True)
         Image.new('RGB', (size, size), (128, 128, 128)).save(dst / 'images' / n)
@@ -133,16 +134,16 @@ def test_data_check_decodes_images(tmp_path, capsys, real_data):
 def test_degenerate_face_is_skipped_and_named(tmp_path):
     d = landmark_folder(tmp_path / 'lf', ['good.jpg', 'flat.jpg'], np.stack([face(), np.full((68, 3), 50.)]))
     with pytest.warns(UserWarning, match='skipped 1 of 2'):
-        src = jd.load_landmark_folder(d, on_error='skip')
+        src = jf.load_landmark_folder(d, on_error='skip')
     assert [s.id for s in src] == ['good'] and 'flat.jpg' in src.skipped[0][0] and 'size must be > 0' in src.skipped[0][1]
-    with pytest.raises(DataError, match='flat.jpg'): jd.load_landmark_folder(d)
+    with pytest.raises(DataError, match='flat.jpg'): jf.load_landmark_folder(d)
 
 
 def test_corrupt_image_skipped_when_the_source_is_read(tmp_path):
     d = landmark_folder(tmp_path / 'lf', ['a.jpg', 'b.jpg'], np.stack([face(), face(90.)]))
     (d / 'images' / 'b.jpg').write_bytes(b'\xff\xd8\xff garbage')
     with pytest.warns(UserWarning):
-        src = jd.load_landmark_folder(d, on_error='skip')
+        src = jf.load_landmark_folder(d, on_error='skip')
     assert [s.id for s in src] == ['a'] and 'b.jpg' in src.skipped[0][1]
 
 

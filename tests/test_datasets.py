@@ -1,10 +1,11 @@
-"""Data sources, augmentation and the loader (jvcr.datasets, jvcr.augment).
+"""Data sources, augmentation and the loader (jvcr.datasets, jvcr.augment); the landmark folder, the reference JSON
+and the data-root check are in test_folders.py.
 
 Tests taking the `root` fixture read the research data through conftest's `real_data` (skip with the reason
 outside CI, fail in CI).
 Every bad-input case writes its broken files into a temporary folder.
 """
-import json, os, warnings
+import os, warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import jvcr.datasets as jd
 import jvcr.augment as ja
 import jvcr.bench as jb
 from jvcr.geometry import CropTransform
-from jvcr.landmarks import canonical_face_2d, SUBSET_3DFAW_66
+from jvcr.landmarks import canonical_face_2d
 
 
 @pytest.fixture(scope='module')
@@ -62,11 +63,7 @@ def test_data_root_setting(tmp_path, monkeypatch):
     with pytest.raises(jd.DataError, match='no data folder found'): jd.data_root(tmp_path / 'nope')
 
 
-def test_empty_or_wrong_root(tmp_path):
-    rep = jd.check_data_root(tmp_path)                            # empty folder
-    assert not rep['ok'] and 'none of the known data folders' in jd.format_report(rep)
-    rep = jd.check_data_root(tmp_path / 'does-not-exist')
-    assert not rep['ok'] and 'does-not-exist' in jd.format_report(rep)
+def test_aflw2000_missing_or_empty_folder(tmp_path):
     with pytest.raises(jd.DataError, match='AFLW2000-3D folder not found'): jd.load_aflw2000_3d(tmp_path / 'x')
     with pytest.raises(jd.DataError, match='no .mat files in'): jd.load_aflw2000_3d(tmp_path)
 
@@ -144,7 +141,7 @@ def test_grayscale_and_rgba_sources_load(tmp_path):
 
 
 # ---------------------------------------------------------------- other formats, synthetic
-def test_pts_and_json(tmp_path):
+def test_pts_folder(tmp_path):
     pts = _face_pts()
     body = '\n'.join(' '.join(f'{v:.4f}' for v in p) for p in pts + [1, 1, 0])
     (tmp_path / 'a.pts').write_text(f'version: 1\nn_points: 68\n{{\n{body}\n}}\n'); _write_jpg(tmp_path / 'a.jpg')
@@ -152,38 +149,12 @@ def test_pts_and_json(tmp_path):
     with pytest.raises(jd.DataError, match='b.pts: header says 68 points'): jd.load_pts_folder(tmp_path)
     with pytest.warns(UserWarning): src = jd.load_pts_folder(tmp_path, on_error='skip')
     np.testing.assert_allclose(src[0].pts, pts, atol=1e-3)
-    entries = [dict(img_paths='a.jpg', landmarks=(pts + [1, 1, 0]).tolist(), objpos=[201, 151], scale_provided=1.0, isValidation=False),
-               dict(img_paths='gone.jpg', landmarks=pts.tolist(), objpos=[-1, -1], scale_provided=1.0, isValidation=True),
-               dict(img_paths='a.jpg', landmarks=[[0, 0, 0]] * 68, objpos=[-1, -1], isValidation=True)]
-    entries[2]['landmarks'][3] = [float('nan')] * 3
-    (tmp_path / 'anno.json').write_text(json.dumps(entries).replace('NaN', 'NaN'))
-    with pytest.raises(jd.DataError, match='entry 1: image not found'): jd.load_reference_json(tmp_path / 'anno.json')
-    tr = jd.load_reference_json(tmp_path / 'anno.json', split='train')
-    assert (tr[0].crop.cx, tr[0].crop.cy, tr[0].crop.size) == (200, 150, 250)
-    with pytest.warns(UserWarning, match='skipped 2 of 2'): jd.load_reference_json(tmp_path / 'anno.json', split='val', on_error='skip')
-    (tmp_path / 'bad.json').write_text('{not json')
-    with pytest.raises(jd.DataError, match='cannot read annotation JSON'): jd.load_reference_json(tmp_path / 'bad.json')
-
-
-def test_landmark_folder_66_and_errors(tmp_path):
-    pts = np.stack([_face_pts(), _face_pts(180)])
-    jd.save_landmark_folder(tmp_path, ['x/a.jpg', 'b.png'], pts[:, SUBSET_3DFAW_66], boxes=[[10, 10, 300, 320]] * 2)
-    (tmp_path / 'images' / 'x').mkdir(); _write_jpg(tmp_path / 'images' / 'x' / 'a.jpg')
-    with pytest.raises(jd.DataError, match='row 1 \\(b.png\\): image not found'): jd.load_landmark_folder(tmp_path)
-    _write_jpg(tmp_path / 'images' / 'b.png')
-    src = jd.load_landmark_folder(tmp_path)
-    assert [s.id for s in src] == ['x/a', 'b'] and src[0].extra['filled'] == [60, 64]
-    np.testing.assert_allclose(src[1].pts[SUBSET_3DFAW_66], pts[1, SUBSET_3DFAW_66])
-    assert src[0].crop.size == 310
-    with pytest.raises(ValueError, match='68\\|66, 3'): jd.save_landmark_folder(tmp_path, ['a'], np.zeros((1, 5, 3)))
-    with pytest.raises(ValueError, match='NaN'): jd.save_landmark_folder(tmp_path, ['a'], np.full((1, 68, 3), np.nan))
-    np.save(tmp_path / 'landmarks.npy', np.zeros((3, 68, 3)))
-    with pytest.raises(jd.DataError, match='expected \\(2, 68\\|66, 3\\)'): jd.load_landmark_folder(tmp_path)
 
 
 def test_300w_lp_mat_without_3dmm(tmp_path):
     sio.savemat(tmp_path / 'x.mat', {'pt2d': np.zeros((2, 68))}); _write_jpg(tmp_path / 'x.jpg')
     with pytest.raises(jd.DataError, match='x.mat has no Pose_Para, Shape_Para, Exp_Para'): jd.read_300w_lp_mat(tmp_path / 'x.mat')
+    with pytest.raises(jd.DataError, match='x.mat has no Pose_Para, Shape_Para, Exp_Para'): jd.check_300w_lp_mat(tmp_path / 'x.mat')
 
 
 # ---------------------------------------------------------------- augmentation and loader, synthetic
@@ -271,26 +242,6 @@ def test_300w_lp_sample(root):
 def test_demo_pts_equal_aflw(root, aflw):
     demo = jd.load_pts_folder(root / 'jvcr_demo')
     assert np.abs(demo[0].pts - aflw[1].pts).max() < 1e-3 and demo[0].id == aflw[1].id
-
-
-def test_check_data_root_real(root):
-    rep = jd.check_data_root(root)
-    assert rep['ok'], jd.format_report(rep)
-    assert rep['yaw_bins'] == (1312, 383, 305) and rep['checksums']['checked'] > 0 and rep['checksums']['missing'] == rep['checksums']['mismatched'] == 0
-    json.dumps(rep)                                               # the CLI's --json output
-    assert 'OK' in jd.format_report(rep)
-
-
-def test_check_data_root_broken(root, tmp_path):
-    import shutil
-    shutil.copytree(root / 'jvcr_demo', tmp_path / 'jvcr_demo')
-    (tmp_path / 'jvcr_demo' / 'image00004.jpg').unlink()
-    _write_aflw(tmp_path / 'aflw2000_3d', 'image00002', pt3d_68=None)
-    (tmp_path / 'SHA256SUMS').write_text(f"{'0' * 64}  ./jvcr_demo/image00006.pts\n")
-    rep = jd.check_data_root(tmp_path)
-    text = jd.format_report(rep)
-    assert not rep['ok']
-    for must in ('image00004.pts', 'image00002.mat has no pt3d_68', 'image00006.pts does not match'): assert must in text, text
 
 
 def test_bench_loader_runs(root):
