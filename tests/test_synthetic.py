@@ -1,4 +1,4 @@
-"Tests of jvcr.synthetic: the z-buffer rasteriser, exact labels of rendered faces, determinism, the TOY face without data."
+"Tests of jvcr.raster (the z-buffer rasteriser, the RBF deformation, the dense mesh) and jvcr.synthetic (exact labels of rendered faces, determinism, the TOY face without data)."
 import json
 import os
 import subprocess
@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from jvcr import raster as R
 from jvcr import synthetic as S
 from jvcr.testing import brute_zbuffer
 from jvcr.facemodel import load_face_model, project
@@ -13,12 +14,18 @@ from jvcr.facemodel import load_face_model, project
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def test_raster_names_still_import_from_synthetic():
+    "Every public name of jvcr.raster (split out of jvcr.synthetic) is still importable from jvcr.synthetic, as the same object."
+    missing = [n for n in R.__all__ if getattr(S, n, None) is not getattr(R, n)]
+    assert not missing, missing
+
+
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_rasterizer_matches_brute_force(seed):
     rng = np.random.default_rng(seed)
     v = np.c_[rng.uniform(-5, 37, (300, 2)), rng.uniform(0, 10, 300)]
     t = rng.integers(0, 300, (200, 3))
-    fr = S.NumpyRasterizer()(v, t, 32)
+    fr = R.NumpyRasterizer()(v, t, 32)
     ref_t, ref_z = brute_zbuffer(v, t, 32, tol=1e-12)
     m = ref_t >= 0
     np.testing.assert_array_equal(fr.mask, m)
@@ -33,22 +40,22 @@ def test_rasterizer_watertight_grid():
     i = np.arange(n * n).reshape(n, n)
     a, b, c, d = i[:-1, :-1].ravel(), i[:-1, 1:].ravel(), i[1:, :-1].ravel(), i[1:, 1:].ravel()
     tris = np.r_[np.c_[a, b, d], np.c_[a, d, c]]  # counter-clockwise seen by the camera (image y down) -> A < 0
-    fr = S.NumpyRasterizer()(np.c_[g, np.zeros(len(g))], tris, 16, cull=False)
+    fr = R.NumpyRasterizer()(np.c_[g, np.zeros(len(g))], tris, 16, cull=False)
     assert fr.mask.all()
 
 
 def test_rasterizer_bad_input():
     v, t = np.zeros((3, 3)), np.array([[0, 1, 2]])
-    with pytest.raises(ValueError, match=r'verts must have shape \(N, 3\)'): S.NumpyRasterizer()(v[:, :2], t, 8)
-    with pytest.raises(ValueError, match='but there are 3 vertices'): S.NumpyRasterizer()(v, t + 1, 8)
-    with pytest.raises(ValueError, match='integer array'): S.NumpyRasterizer()(v, t.astype(float), 8)
-    with pytest.raises(ValueError, match='res must be a positive integer'): S.NumpyRasterizer()(v, t, -2)
+    with pytest.raises(ValueError, match=r'verts must have shape \(N, 3\)'): R.NumpyRasterizer()(v[:, :2], t, 8)
+    with pytest.raises(ValueError, match='but there are 3 vertices'): R.NumpyRasterizer()(v, t + 1, 8)
+    with pytest.raises(ValueError, match='integer array'): R.NumpyRasterizer()(v, t.astype(float), 8)
+    with pytest.raises(ValueError, match='res must be a positive integer'): R.NumpyRasterizer()(v, t, -2)
 
 
 def test_rbf_exact_at_centres():
     rng = np.random.default_rng(0)
     c = rng.normal(size=(12, 3))
-    M = S.rbf_weights(np.r_[c, rng.normal(size=(30, 3))], c)
+    M = R.rbf_weights(np.r_[c, rng.normal(size=(30, 3))], c)
     np.testing.assert_allclose(M[:12], np.eye(12), atol=1e-9)
     np.testing.assert_allclose(M.sum(1), 1, atol=1e-9)
 
@@ -111,11 +118,11 @@ def test_bfm_determinism_and_yaw_range(real_data):
 
 def test_dense_mean_matches_sparse_model(real_data):
     D = real_data
-    dense, fm = S.load_dense_face(D), load_face_model(D)
+    dense, fm = R.load_dense_face(D), load_face_model(D)
     np.testing.assert_allclose(dense.landmarks, fm.mean, atol=0.01)  # mu_shape + u_exp == u_base at the keypoints
     kp = np.load(D / 'bfm' / 'keypoints_sim.npy').reshape(68, 3)
     np.testing.assert_array_equal(kp[:, 0] // 3, dense.keypoints)
-    assert S._boundary_loops(dense.tris) == []
+    assert R._boundary_loops(dense.tris) == []
 
 
 def test_render_to_dir_bfm_matches_render_face(real_data, tmp_path):
