@@ -3,7 +3,7 @@
     PYTHONPATH=. python nbs/reproduce/cuda_check.py OUT.json
 
 What `jvcr reproduce --device cuda` relies on, checked on a real GPU: the paper preset (and Table I's variants of it)
-trains on CUDA with bf16 autocast and channels-last input through `jvcr.training.train_step`; a full `run_training`
+trains on CUDA with bf16 autocast and channels-last input through `jvcr.steps.train_step`; a full `run_training`
 (data loader processes, validation, checkpoints) runs on CUDA; the predictor gives the same points on CUDA as on the
 CPU. Timings are reported, never asserted (medians of timed steps after warm-up, one process, synchronised)."""
 import json, os, sys, tempfile, time, statistics
