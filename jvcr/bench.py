@@ -19,7 +19,7 @@ from .augment import JVCRDataset, make_loader
 from .model import JVCR, count_params, count_macs
 from .config import Stage, TrainConfig
 from .testing import random_batch
-from .training import make_optimizers, train_step
+from .steps import make_optimizers, train_step
 from .backends import BACKENDS, DEFAULT_BACKEND, Backend, available_backends
 
 # %% auto #0

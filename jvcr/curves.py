@@ -72,7 +72,6 @@ def read_metrics(path,                # metrics.jsonl or its folder
 def plot_losses(rows,             # metrics rows (or a metrics.jsonl / run folder)
                 figsize=(6, 3)):  # inches (w, h)
     "Loss-curve figure: L_coord and L_vox per logged step, validation NME (3D) per epoch."
-    from matplotlib.figure import Figure
     if not isinstance(rows, list): rows = read_metrics(rows)
     steps, epochs = [r for r in rows if r['kind'] == 'step'], [r for r in rows if r['kind'] == 'epoch']
     fig = Figure(figsize=figsize)

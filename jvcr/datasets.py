@@ -141,10 +141,10 @@ def _warn_skipped(name, skipped, total):
     warnings.warn(f"{name}: skipped {len(skipped)} of {total} samples (listed in .skipped): {names}", stacklevel=3)
 
 def read_source(name,              # source name
-          items,             # annotation items
-          read,              # item -> FaceSample
-          on_error='raise',  # 'raise'|'skip'
-          file_of=str):      # item -> the file to report
+                items,             # annotation items
+                read,              # item -> FaceSample
+                on_error='raise',  # 'raise'|'skip'
+                file_of=str):      # item -> the file to report
     "Read every item; on `DataError` raise or record and skip (with a warning), as `on_error` says."
     if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     samples, skipped = [], []
@@ -267,7 +267,7 @@ def load_aflw2000_3d(folder=None,           # the release folder (default: data 
         if boxes.shape != (len(mats), 4):
             raise DataError(f"{f} has shape {boxes.shape}; expected ({len(mats)}, 4), one box per .mat of {folder}")
     return read_source('aflw2000_3d', list(zip(mats, boxes)), lambda mb: read_aflw2000_mat(mb[0], mb[1], expand, crop == '3ddfa'), on_error,
-                 file_of=lambda mb: str(mb[0]))
+                       file_of=lambda mb: str(mb[0]))
 
 # %% ../nbs/04_datasets.ipynb #9f5dce85
 def yaw_bin_counts(source):  # a FaceSource (or any iterable of samples)

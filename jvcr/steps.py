@@ -123,6 +123,7 @@ def make_optimizers(model,            # a TrainableModel
 
 def set_lr(opts:dict,  # {name: optimizer}
            lr:float):  # the learning rate for every parameter group
+    "Set the learning rate of every parameter group of every optimiser (the schedule's value for the epoch)."
     for o in opts.values():
         for g in o.param_groups: g['lr'] = lr
 

@@ -18,7 +18,7 @@ from .devices import (resolve_device, dist_env, init_distributed, all_mean, barr
                           batch_to_device, autocast_for)
 from .config import JVCRConfig, get_config, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS, get_train_config
 from .model import JVCR, config_dict, save_checkpoint
-from .metrics import read_metrics, plot_losses, save_figure
+from .curves import read_metrics, plot_losses, save_figure
 from .augment import Augment, JVCRDataset, EpochBatches, set_epoch
 from .pool import load_pool
 from .steps import (TrainableModel, voxel_losses, coord_loss, train_step, make_optimizers, set_lr, validate,

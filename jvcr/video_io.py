@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import NamedTuple
 import numpy as np
 from .core import atomic_write, check_outputs
-from .synthetic import toy_head, toy_landmarks, toy_texture, render_mesh, random_background
+from .raster import toy_head, toy_landmarks, toy_texture
+from .synthetic import render_mesh, random_background
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'CLIP_MOTIONS', 'VideoError', 'is_video', 'VideoInfo', 'video_info', 'Frame', 'read_frames',

@@ -180,7 +180,7 @@ def test_second_run_into_a_locked_folder_is_refused(tmp_path, capsys):
 def test_resume_after_a_kill_before_the_first_checkpoint(tmp_path, capsys):
     out = tmp_path / 'run'
     assert run(capsys, 'train', '--data', 'toy:16', '--out', out, '--no-progress', '--epochs', '1', '0')[0] == 0
-    from jvcr.metrics import read_metrics
+    from jvcr.curves import read_metrics
     rows = read_metrics(out, timings=False)
     (out / 'last.pt').unlink(); (out / 'best.pt').unlink(missing_ok=True)   # as if killed before its first checkpoint
     assert run(capsys, 'train', '--data', 'toy:16', '--out', out, '--no-progress', '--epochs', '1', '0', '--resume')[0] == 0

@@ -38,7 +38,7 @@ def test_reproduction_quick(name, shared_out):
 
 NOT_YET_SWITCHED = {}   # delete each entry once switched
 LOCAL_COPIES = {               # what a notebook writes again -> the shared helper that does it
-    '.savefig(': 'jvcr.metrics.save_figure', 'csv.DictReader': 'jvcr.reproduce.per_face_errors',
+    '.savefig(': 'jvcr.curves.save_figure', 'csv.DictReader': 'jvcr.reproduce.per_face_errors',
     '.choice(len(': 'jvcr.reproduce.subsample', '|---': 'jvcr.reproduce.markdown_table',
     ".write_text(table": 'jvcr.reproduce.write_markdown', "extra['box_3ddfa']": 'jvcr.reproduce.real_box_faces',
     'plot_ced(': 'jvcr.reproduce.plot_ceds', 'detector_boxes(': 'jvcr.reproduce.detector_faces',

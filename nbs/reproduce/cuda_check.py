@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from jvcr.config import get_config, Stage, TrainConfig
 from jvcr.model import JVCR, count_params
-from jvcr.training import train_step, make_optimizers, run_training
+from jvcr.steps import train_step, make_optimizers
+from jvcr.training import run_training
 from jvcr.devices import autocast_for
 from jvcr.testing import random_batch
 
