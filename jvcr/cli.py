@@ -260,7 +260,7 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
 def _add_train(sub):  # argparse subparsers of `jvcr`
     "`jvcr train` and its options."
     t = sub.add_parser('train', help='train a model (staged: pre-train, then joint fine-tuning)')
-    t.add_argument('--preset', default='tiny', help='training preset: paper, reference_code, cpu_small, tiny')
+    t.add_argument('--preset', default='tiny', help='training preset: paper, reference_code, cpu_small, cpu_long, cpu_longer, tiny')
     t.add_argument('--data', default='toy:64', help="training pool: toy:N, pool[:N] (every source under the data root, N faces per epoch), "
                    "rendered:DIR, a landmark folder, a .pts folder or a 300W-LP folder (never AFLW2000-3D)")
     t.add_argument('--epochs', type=int, nargs='+', help='total epochs, or one number per stage')
