@@ -144,6 +144,20 @@ def _recrop_options(n):  # --recrop: 0 none, -1 the held-out choice, N passes
     from jvcr.recrop import RecropPredictor
     return dict(predictor_type=RecropPredictor, predictor_options=dict(passes=None if n == -1 else n))
 
+def _prior_option(s):  # --prior: None, 'mean' or a number
+    "The shape prior's `lam` from `--prior`: None, 'mean', or a number >= 0."
+    if s is None or s == 'mean': return s
+    try: lam = float(s)
+    except ValueError: lam = float('nan')
+    if not lam >= 0: raise ValueError(f"--prior must be 'mean' or a number >= 0 (the shape prior's lam), got {s!r}")
+    return lam
+
+def _lever_options(recrop, flip:bool, prior):  # --recrop, --flip, --prior
+    "run_evaluation's predictor arguments for `jvcr evaluate`: the re-crop passes and the test-time levers."
+    o = _recrop_options(recrop)
+    levers = {k: v for k, v in dict(flip=True if flip else None, prior=_prior_option(prior)).items() if v is not None}
+    return dict(o, predictor_options=dict(o.get('predictor_options') or {}, **levers)) if levers else o
+
 def _evaluate(a):
     from jvcr.evaluation import run_evaluation
     from jvcr.shipped import resolve_checkpoint
@@ -153,9 +167,10 @@ def _evaluate(a):
     check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
                          json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
-                         predictions_out=a.predictions, overwrite=a.overwrite, **_recrop_options(a.recrop))
+                         predictions_out=a.predictions, overwrite=a.overwrite, **_lever_options(a.recrop, a.flip, a.prior))
     m = rep['metrics']
-    print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)")
+    print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)"
+          + (f", {json.dumps(rep['predictor_settings'])}" if rep.get('predictor_settings') else ''))
     for name, s in m.items():
         bins = ' / '.join(f"{s['bins'][b]['mean'] * 100:.2f}" for b in BIN_NAMES) if 'bins' in s else '-'
         print(f"  {name:16s} mean {s['mean'] * 100:6.2f} %   bins {bins}   failed {s['n_failed']}")
@@ -253,6 +268,9 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     e.add_argument('--batch', type=int, default=50, help='faces per batch')
     e.add_argument('--recrop', type=int, nargs='?', const=-1, default=0, metavar='N', help='re-crop each face from its prediction N times '
                    '(--recrop alone: the held-out choice of jvcr/calibration/recrop.json; default 0: the protocol\'s single pass)')
+    e.add_argument('--flip', action='store_true', help='test-time lever: average with the mirrored crop\'s prediction (twice the model passes)')
+    e.add_argument('--prior', metavar='LAM', help="test-time lever: fit the 68-point face model to the prediction (jvcr.pose.fit_face_prior): "
+                   "'mean' = the average face posed (no data needed), a number = the ridge weight of the shape (needs the data)")
     add_shared(e, 'root', 'overwrite', 'no_progress')
     e.set_defaults(func=_evaluate)
 

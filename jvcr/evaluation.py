@@ -94,8 +94,16 @@ class ModelPredictor:
                  name:str='model',  # how reports name it
                  flip:bool=False,   # average with the mirrored crop's prediction (`flip_back`)
                  prior=None):       # None, or `lam` of `jvcr.pose.fit_face_prior` ('mean' or a number)
-        self.model, self.device, self.name, self.flip, self.prior = model.eval().to(device), torch.device(device), name, flip, prior
+        if not (prior is None or (isinstance(prior, str) and prior == 'mean') or
+                (isinstance(prior, (int, float)) and not isinstance(prior, bool) and prior >= 0)):
+            raise ValueError(f"prior={prior!r}: expected None, 'mean' or a number >= 0 (the shape prior's lam)")
+        self.model, self.device, self.name, self.flip, self.prior = model.eval().to(device), torch.device(device), name, bool(flip), prior
         self.res = model.config.in_res
+
+    @property
+    def settings(self) -> dict:
+        "What a report records: the test-time levers."
+        return dict(flip=self.flip, prior=self.prior)
 
     def __call__(self, samples):
         crops = np.stack([s.crop.crop_image(s.load_image(), self.res) for s in samples])

@@ -122,8 +122,8 @@ class RecropPredictor(ModelPredictor):
 
     @property
     def settings(self) -> dict:
-        "What a report records: the passes, the early stop and the box correction."
-        return dict(passes=self.passes, tol=self.tol, mapping=None if self.mapping is None else self.mapping._asdict())
+        "What a report records: the test-time levers, the passes, the early stop and the box correction."
+        return dict(super().settings, passes=self.passes, tol=self.tol, mapping=None if self.mapping is None else self.mapping._asdict())
 
     def __call__(self, samples):
         r = predict_recrop(self.model, [s.load_image() for s in samples], [s.crop for s in samples], self.passes, self.tol,

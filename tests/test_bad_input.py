@@ -515,3 +515,24 @@ def test_outputs_get_the_umask(tmp_path, capsys, ckpt, photos):
     finally: os.umask(old)
     modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / 'p.csv', tmp_path / 'ov' / 'me.png', tmp_path / 'private.pt')}
     assert modes == {'p.csv': 0o644, 'me.png': 0o644, 'private.pt': 0o600}, modes           # as open() would give them
+
+
+@pytest.mark.parametrize('value', ['x', '-1', 'nan'])
+def test_evaluate_bad_prior_names_it(tmp_path, capsys, value):
+    code, _, err = run(capsys, 'evaluate', '--checkpoint', 'default', '--prior', value, '--root', tmp_path / 'no-data')
+    assert code == 2
+    one_line_error(err, "--prior must be 'mean' or a number >= 0", repr(value))
+
+
+def test_evaluate_levers_need_a_checkpoint(tmp_path, capsys):
+    code, _, err = run(capsys, 'evaluate', '--baseline', 'mean-face', '--flip', '--root', tmp_path / 'no-data')
+    assert code == 2
+    one_line_error(err, 'need a checkpoint')
+
+
+def test_evaluate_levers_reach_the_predictor():
+    from jvcr.cli import _lever_options
+    from jvcr.recrop import RecropPredictor
+    assert _lever_options(0, False, None) == {}
+    assert _lever_options(0, True, 'mean') == {'predictor_options': {'flip': True, 'prior': 'mean'}}
+    assert _lever_options(2, False, '10') == {'predictor_type': RecropPredictor, 'predictor_options': {'passes': 2, 'prior': 10.0}}
