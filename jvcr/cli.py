@@ -144,13 +144,22 @@ def _recrop_options(n):  # --recrop: 0 none, -1 the held-out choice, N passes
     from jvcr.recrop import RecropPredictor
     return dict(predictor_type=RecropPredictor, predictor_options=dict(passes=None if n == -1 else n))
 
-def _prior_option(s):  # --prior: None, 'mean' or a number
-    "The shape prior's `lam` from `--prior`: None, 'mean', or a number >= 0."
-    if s is None or s == 'mean': return s
+def _prior_option(s):  # --prior: None, 'none', 'mean' or a number
+    "The shape prior's `lam` from `--prior`: None (not given), 'none' (off), 'mean', or a number >= 0."
+    if s is None or s in ('none', 'mean'): return s
     try: lam = float(s)
     except ValueError: lam = float('nan')
-    if not lam >= 0: raise ValueError(f"--prior must be 'mean' or a number >= 0 (the shape prior's lam), got {s!r}")
+    if not lam >= 0: raise ValueError(f"--prior must be 'none', 'mean' or a number >= 0 (the shape prior's lam), got {s!r}")
     return lam
+
+def _chosen_levers(ckpt, flip, prior):  # the checkpoint, --flip/--no-flip (None: not given), --prior (None: not given)
+    "The test-time levers `jvcr evaluate` uses: each as given, else the shipped weights' card's choice (`shipped_levers`), else off."
+    from jvcr.shipped import shipped_levers
+    card = shipped_levers(ckpt) if ckpt is not None else {}
+    prior = _prior_option(prior)
+    flip = bool(card.get('flip', False)) if flip is None else flip
+    prior = card.get('prior') if prior is None else None if prior == 'none' else prior
+    return flip, prior
 
 def _lever_options(recrop, flip:bool, prior):  # --recrop, --flip, --prior
     "run_evaluation's predictor arguments for `jvcr evaluate`: the re-crop passes and the test-time levers."
@@ -167,7 +176,7 @@ def _evaluate(a):
     check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
                          json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
-                         predictions_out=a.predictions, overwrite=a.overwrite, **_lever_options(a.recrop, a.flip, a.prior))
+                         predictions_out=a.predictions, overwrite=a.overwrite, **_lever_options(a.recrop, *_chosen_levers(ckpt, a.flip, a.prior)))
     m = rep['metrics']
     print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)"
           + (f", {json.dumps(rep['predictor_settings'])}" if rep.get('predictor_settings') else ''))
@@ -268,9 +277,11 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     e.add_argument('--batch', type=int, default=50, help='faces per batch')
     e.add_argument('--recrop', type=int, nargs='?', const=-1, default=0, metavar='N', help='re-crop each face from its prediction N times '
                    '(--recrop alone: the held-out choice of jvcr/calibration/recrop.json; default 0: the protocol\'s single pass)')
-    e.add_argument('--flip', action='store_true', help='test-time lever: average with the mirrored crop\'s prediction (twice the model passes)')
+    e.add_argument('--flip', action=argparse.BooleanOptionalAction, help='test-time lever: average with the mirrored crop\'s prediction '
+                   '(twice the model passes; default: the choice in the shipped weights\' card, else off)')
     e.add_argument('--prior', metavar='LAM', help="test-time lever: fit the 68-point face model to the prediction (jvcr.pose.fit_face_prior): "
-                   "'mean' = the average face posed (no data needed), a number = the ridge weight of the shape (needs the data)")
+                   "'mean' = the average face posed (no data needed), a number = the ridge weight of the shape (needs the data), 'none' = off "
+                   "(default: the choice in the shipped weights' card, else off)")
     add_shared(e, 'root', 'overwrite', 'no_progress')
     e.set_defaults(func=_evaluate)
 

@@ -15,9 +15,9 @@ from .model import load_checkpoint, save_checkpoint, CheckpointError
 from .backends import onnx_model, rand_crops
 
 # %% auto #0
-__all__ = ['WEIGHTS_TERMS', 'EXPORT_FORMATS', 'EXPORT_SUFFIXES', 'ONNX_HINT', 'weights_dir', 'shipped_weights',
-           'resolve_checkpoint', 'ship_weights', 'CropCoords', 'check_export_out', 'export_model', 'load_exported',
-           'export_parity']
+__all__ = ['WEIGHTS_TERMS', 'LEVER_KEYS', 'EXPORT_FORMATS', 'EXPORT_SUFFIXES', 'ONNX_HINT', 'weights_dir', 'shipped_weights',
+           'resolve_checkpoint', 'ship_weights', 'shipped_levers', 'CropCoords', 'check_export_out', 'export_model',
+           'load_exported', 'export_parity']
 
 # %% ../nbs/11c_shipped.ipynb #34f05be2
 WEIGHTS_TERMS = ("Weights shipped with jvcr are trained on AFLW images (non-commercial research use, no redistribution of the "
@@ -78,6 +78,21 @@ def ship_weights(checkpoint,            # a jvcr checkpoint
               '`NAME.json`: training data, preset, epochs, commit, test metrics and sha256.\n')
     atomic_write(folder / 'README.md', lambda f: f.write(readme), mode='w')                      # the same text for every NAME
     return card
+
+# %% ../nbs/11c_shipped.ipynb #levers02
+LEVER_KEYS = ('flip', 'prior')   # the test-time levers a model card may choose (`jvcr.evaluation.ModelPredictor`'s arguments)
+
+def shipped_levers(checkpoint,  # a checkpoint file, or the name of shipped weights
+                  ) -> dict:
+    "The test-time levers the model card beside `checkpoint` chose on held-out faces (its `test_time`); {} without such a card."
+    p = resolve_checkpoint(checkpoint)
+    card = p.with_suffix('.json')
+    if p.suffix != '.pt' or not card.is_file() or not p.is_file(): return {}
+    c = json.loads(card.read_text())
+    if c.get('weights_sha256') != sha256_file(p): return {}                 # not this file's card
+    tt = c.get('test_time') or {}
+    if set(tt) - set(LEVER_KEYS): raise ValueError(f"{card}: unknown test-time levers {sorted(set(tt) - set(LEVER_KEYS))}; known: {', '.join(LEVER_KEYS)}")
+    return dict(tt)
 
 # %% ../nbs/11c_shipped.ipynb #769968b2
 EXPORT_FORMATS = ('torchscript', 'onnx')

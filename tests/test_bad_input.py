@@ -521,7 +521,7 @@ def test_outputs_get_the_umask(tmp_path, capsys, ckpt, photos):
 def test_evaluate_bad_prior_names_it(tmp_path, capsys, value):
     code, _, err = run(capsys, 'evaluate', '--checkpoint', 'default', '--prior', value, '--root', tmp_path / 'no-data')
     assert code == 2
-    one_line_error(err, "--prior must be 'mean' or a number >= 0", repr(value))
+    one_line_error(err, "--prior must be 'none', 'mean' or a number >= 0", repr(value))
 
 
 def test_evaluate_levers_need_a_checkpoint(tmp_path, capsys):
@@ -535,4 +535,19 @@ def test_evaluate_levers_reach_the_predictor():
     from jvcr.recrop import RecropPredictor
     assert _lever_options(0, False, None) == {}
     assert _lever_options(0, True, 'mean') == {'predictor_options': {'flip': True, 'prior': 'mean'}}
-    assert _lever_options(2, False, '10') == {'predictor_type': RecropPredictor, 'predictor_options': {'passes': 2, 'prior': 10.0}}
+    assert _lever_options(2, False, 10.0) == {'predictor_type': RecropPredictor, 'predictor_options': {'passes': 2, 'prior': 10.0}}
+
+
+def test_evaluate_levers_default_to_the_card(tmp_path):
+    "Left out, --flip and --prior take the shipped card's choice; given, they win; a checkpoint without a card has none."
+    from jvcr.cli import _chosen_levers
+    from jvcr.model import JVCR, save_checkpoint
+    from jvcr.shipped import ship_weights
+    ck = save_checkpoint(tmp_path / 'tiny.pt', JVCR('tiny'))
+    ship_weights(ck, 'chosen', dict(test_time={'flip': True, 'prior': 'mean'}), folder=tmp_path / 'w')
+    card = tmp_path / 'w' / 'chosen.pt'
+    assert _chosen_levers(card, None, None) == (True, 'mean')
+    assert _chosen_levers(card, False, 'none') == (False, None)
+    assert _chosen_levers(card, None, '10') == (True, 10.0)
+    assert _chosen_levers(ck, None, None) == (False, None)
+    assert _chosen_levers(None, None, None) == (False, None)
