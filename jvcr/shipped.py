@@ -76,7 +76,7 @@ def ship_weights(checkpoint,            # a jvcr checkpoint
     write_json(folder / f'{name}.json', card)
     readme = ('# Weights shipped with jvcr\n\n' + WEIGHTS_TERMS + '\n\nEach `NAME.pt` has its model card in '
               '`NAME.json`: training data, preset, epochs, commit, test metrics and sha256.\n')
-    atomic_write(folder / 'README.md', lambda f: f.write(readme), mode='w')                      # the same text for every NAME
+    if not (folder / 'README.md').exists(): atomic_write(folder / 'README.md', lambda f: f.write(readme), mode='w')   # a README there is kept
     return card
 
 # %% ../nbs/11c_shipped.ipynb #levers02
