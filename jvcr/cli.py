@@ -358,6 +358,8 @@ def add_predict_parser(subparsers):  # what argparse's add_subparsers() returned
     p.add_argument('--batch', type=int, default=8, help='faces per forward pass (from any images)')
     p.add_argument('--recrop', type=int, default=None, metavar='N', help='crop each face again from its own prediction N times (0: once from the box; '
                    'default: the passes chosen on the training pool\'s held-out split, jvcr/calibration/recrop.json)')
+    p.add_argument('--flip', action=argparse.BooleanOptionalAction, help='average each face with its mirrored crop\'s prediction '
+                   '(twice the model passes; default: the choice in the weights\' model card, else off)')
     p.add_argument('--out', metavar='PREDS.json|PREDS.csv',
                    help='default: the JSON on standard output (images; a video needs a file). JSON (schema, model, conventions, one entry per image with its faces) or CSV (one row per face: '
                    'image, width, height, error, face, source, score, box_x0..box_y1, yaw, pitch, roll, x0, y0, z0, ... z67)')

@@ -23,7 +23,7 @@ from .evaluation import predict_crops
 from .recrop import predict_recrop, recrop_settings
 from .faces import FaceFinder, find_faces, MIN_FACE_PX
 from .backends import BACKENDS, DEFAULT_BACKEND, Backend
-from .shipped import resolve_checkpoint
+from .shipped import resolve_checkpoint, shipped_levers
 
 # %% auto #0
 __all__ = ['PREDICTION_CONVENTION', 'PHOTO_SCHEMA', 'FACES', 'ERRORS', 'FACE_COLUMNS', 'MAX_PIXELS', 'face_json', 'face_row',
@@ -168,7 +168,8 @@ class Predictor:
                  detector:FaceDetector|None=None,    # for images without a box (default: created on first need)
                  backend:str|None=None,              # one of BACKENDS (None: DEFAULT_BACKEND on CPU, 'eager' on a GPU)
                  max_pixels:int|None=MAX_PIXELS,     # largest image file read, in pixels (None: any)
-                 recrop:int|None=None):              # re-crop passes from each face's prediction (`jvcr.recrop`); None: the held-out choice for the detector's faces, none for given boxes
+                 recrop:int|None=None,               # re-crop passes from each face's prediction (`jvcr.recrop`); None: the held-out choice for the detector's faces, none for given boxes
+                 flip:bool=False):                   # average with the mirrored crop's prediction (twice the model passes; `jvcr.evaluation.flip_back`)
         if not isinstance(getattr(getattr(model, 'config', None), 'in_res', None), int):
             raise TypeError(f"Predictor expects a jvcr.model.JVCR (a module with .config.in_res), got {type(model).__name__}")
         self.device = resolve_device(str(device))
@@ -181,6 +182,8 @@ class Predictor:
         self._runner = None                                 # built on the first forward pass (from the weights as they are then)
         if recrop is not None and (isinstance(recrop, bool) or not isinstance(recrop, int) or recrop < 0): raise ValueError(f"recrop must be None or a number of passes >= 0, got {recrop!r}")
         self.recrop, (self.recrop_passes, self.recrop_tol, self.recrop_mapping) = recrop, recrop_settings()
+        if not isinstance(flip, (bool, np.bool_)): raise ValueError(f"flip must be True or False, got {flip!r}")
+        self.flip = bool(flip)
 
     @classmethod
     def from_checkpoint(cls, path='default',  # a checkpoint written by jvcr, or the name of shipped weights ('default')
@@ -189,8 +192,10 @@ class Predictor:
         """Load `path` safely (weights only; `CheckpointError` names a missing or foreign file) into a predictor.
         A name without a file, such as `'default'`, loads weights shipped with jvcr (`shipped_weights()`). Those are trained
         on AFLW images and Basel Face Model labels and carry their terms, non-commercial research only (`WEIGHTS_TERMS`),
-        not the code's Apache-2.0 licence."""
-        return cls(load_checkpoint(resolve_checkpoint(path))[0], device, **kw)
+        not the code's Apache-2.0 licence. `flip` left out takes the choice of the weights' model card (`shipped_levers`)."""
+        path = resolve_checkpoint(path)
+        kw.setdefault('flip', bool(shipped_levers(path).get('flip', False)))
+        return cls(load_checkpoint(path)[0], device, **kw)
 
 
 # %% ../nbs/12_inference.ipynb #ccbbee1c
@@ -204,7 +209,7 @@ def _runner(self:Predictor):
     if self._runner is None: self._runner = self.model if self.backend == 'eager' else Backend(self.model, self.backend)
     return self._runner
 
-def _repr(self:Predictor): return f"Predictor({self.res}x{self.res} input, device={self.device}, backend={self.backend}, recrop={self.recrop})"
+def _repr(self:Predictor): return f"Predictor({self.res}x{self.res} input, device={self.device}, backend={self.backend}, recrop={self.recrop}, flip={self.flip})"
 
 Predictor.detector, Predictor.runner, Predictor.__repr__ = property(_detector), property(_runner), _repr
 
@@ -223,7 +228,7 @@ def _prepare(self:Predictor, image, box, i:int):
 
 def _forward(self:Predictor, prepared, return_volumes:bool=False):
     "Run prepared crops through the backend (the eager model when volumes are asked for): (B, 68, 3) points with z centred per face [, volumes]."
-    out = predict_crops(self.model if return_volumes else self.runner, np.stack([p[0] for p in prepared]), [p[1] for p in prepared], self.device, return_volumes)
+    out = predict_crops(self.model if return_volumes else self.runner, np.stack([p[0] for p in prepared]), [p[1] for p in prepared], self.device, return_volumes, flip=self.flip)
     pts, vols = out if return_volumes else (out, None)
     pts[..., 2] -= pts[..., 2].mean(-1, keepdims=True)
     return pts, vols
@@ -257,7 +262,7 @@ def _add_faces(self:Predictor, items:list):
     pts = np.zeros((len(items), N_LANDMARKS, 3))
     for P in sorted(set(passes)):
         idx = [i for i, p in enumerate(passes) if p == P]
-        pts[idx] = predict_recrop(self.runner, [items[i][1] for i in idx], [items[i][2] for i in idx], P, self.recrop_tol, self.device, mapping=self.recrop_mapping).points
+        pts[idx] = predict_recrop(self.runner, [items[i][1] for i in idx], [items[i][2] for i in idx], P, self.recrop_tol, self.device, flip=self.flip, mapping=self.recrop_mapping).points
     pts[..., 2] -= pts[..., 2].mean(-1, keepdims=True)
     for (rec, _, _, b, source, score), p in zip(items, pts):
         rec['faces'].append(dict(id=len(rec['faces']), box=tuple(b), source=source, score=score, points=p, **pose_record(p)))

@@ -120,7 +120,8 @@ def predict_command(a,  # parsed arguments of `jvcr predict`
     if any(b is None for b in boxes):                           # MediaPipe missing: status 2 before any work
         try: det = FaceFinder(min_score=a.min_score)                # small and turned faces too (jvcr.faces)
         except ImportError as e: raise ImportError(f"{sum(b is None for b in boxes)} image(s) without a box (--box or --boxes): {e}") from None
-    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels, detector=det, recrop=a.recrop)
+    pred = Predictor.from_checkpoint(ckpt, a.device, max_pixels=a.max_pixels, detector=det, recrop=a.recrop,
+                                     **({} if getattr(a, 'flip', None) is None else dict(flip=a.flip)))
     with warnings.catch_warnings(record=True) as small:
         warnings.simplefilter('always', SmallFaceWarning)
         recs = pred.predict(images, boxes, faces=a.faces, errors='skip', batch_size=a.batch, progress=not a.no_progress and len(images) > 4)

@@ -222,14 +222,14 @@ POSE_CONVENTION = "yaw, pitch, roll: degrees, AFLW2000-3D's convention (jvcr.pos
 def model_identity(predictor:Predictor,  # the predictor
                    checkpoint=None,      # its checkpoint file or shipped name (None: hash the weights in memory)
                   ) -> dict:
-    "{'name', 'sha256'}: the checkpoint file's sha256, or (without one) the sha256 of the model's weights (state_dict tensors in key order)."
+    "{'name', 'sha256', 'flip'}: the checkpoint file's sha256, or (without one) the sha256 of the model's weights (state_dict tensors in key order); whether the mirrored crop was averaged in."
     if checkpoint is not None:
         f = resolve_checkpoint(checkpoint)
-        return dict(name=str(checkpoint), sha256=sha256_file(f))
+        return dict(name=str(checkpoint), sha256=sha256_file(f), flip=bool(getattr(predictor, 'flip', False)))
     import hashlib
     h = hashlib.sha256()
     for k, v in sorted(predictor.model.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return dict(name=f"in-memory {type(predictor.model).__name__}", sha256=h.hexdigest(), hashed='state_dict')
+    return dict(name=f"in-memory {type(predictor.model).__name__}", sha256=h.hexdigest(), hashed='state_dict', flip=bool(getattr(predictor, 'flip', False)))
 
 def _csv_rows(video:str, r:dict) -> list:
     "The CSV rows of one frame record: one per face (the photos' `face_row`), or one with empty face columns."
@@ -376,7 +376,7 @@ def video_command(a,  # parsed arguments of `jvcr predict` whose inputs are all 
     if getattr(a, 'boxes', None): raise ValueError("--boxes (a CSV per image) does not apply to videos; give the first frame's box with --box")
     if getattr(a, 'max_faces', None) is not None and a.max_faces < 1: raise ValueError(f"--max-faces must be a positive integer, got {a.max_faces}")
     if getattr(a, 'recheck', 1.0) < 0: raise ValueError(f"--recheck must be >= 0 seconds, got {a.recheck}")
-    pred = Predictor.from_checkpoint(resolve_checkpoint(a.checkpoint), a.device)
+    pred = Predictor.from_checkpoint(resolve_checkpoint(a.checkpoint), a.device, **({} if getattr(a, 'flip', None) is None else dict(flip=a.flip)))
     res = predict_video_files(list(a.images), pred, a.out, a.overlay, smoothing=not getattr(a, 'no_smoothing', False), overwrite=getattr(a, 'overwrite', False),
                               boxes=tuple(a.box) if getattr(a, 'box', None) else None, recheck=getattr(a, 'recheck', 1.0),
                               max_faces=getattr(a, 'max_faces', None), progress=not getattr(a, 'no_progress', False), model=model_identity(pred, a.checkpoint))

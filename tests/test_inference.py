@@ -331,3 +331,21 @@ def test_cli_without_out_prints_json(tmp_path, ckpt, face, capsys):
     (tmp_path / 'clip.mp4').write_bytes(b'')
     assert main(['predict', str(tmp_path / 'clip.mp4'), '--checkpoint', str(ckpt)]) == 2
     assert 'give --out' in capsys.readouterr().err
+
+
+def test_cli_flip_follows_the_card_and_the_flag(tmp_path, ckpt, face, capsys):
+    "`--flip` averages with the mirrored crop and says so in the output's model; left out, it follows the weights' card (none here: off)."
+    from jvcr.shipped import ship_weights
+    Image.fromarray(face.image).save(tmp_path / 'a.png')
+    box = [str(v) for v in _box(face)]
+    ship_weights(ckpt, 'flipped', dict(test_time={'flip': True}), folder=tmp_path / 'w', storage='float32')
+    runs = {}
+    for name, ck, extra in (('plain', ckpt, []), ('flag', ckpt, ['--flip']), ('card', tmp_path / 'w' / 'flipped.pt', []),
+                            ('card, --no-flip', tmp_path / 'w' / 'flipped.pt', ['--no-flip'])):
+        assert main(['predict', str(tmp_path / 'a.png'), '--checkpoint', str(ck), '--box', *box, '--no-progress', *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        runs[name] = out['model']['flip'], np.array(out['images'][0]['faces'][0]['points'])
+    assert [runs[k][0] for k in runs] == [False, True, True, False]
+    assert np.abs(runs['flag'][1] - runs['plain'][1]).max() > 0.1                 # the untrained model is far from mirror-symmetric
+    fct.test_close(runs['card'][1], runs['flag'][1], eps=1e-4)                      # the same weights, flipped either way
+    fct.test_close(runs['card, --no-flip'][1], runs['plain'][1], eps=1e-4)
