@@ -88,8 +88,9 @@ def shipped_levers(checkpoint,  # a checkpoint file, or the name of shipped weig
     p = resolve_checkpoint(checkpoint)
     card = p.with_suffix('.json')
     if p.suffix != '.pt' or not card.is_file() or not p.is_file(): return {}
-    c = json.loads(card.read_text())
-    if c.get('weights_sha256') != sha256_file(p): return {}                 # not this file's card
+    try: c = json.loads(card.read_text())
+    except (ValueError, OSError): return {}                                  # some other file of that name
+    if not isinstance(c, dict) or c.get('weights_sha256') != sha256_file(p): return {}   # not this file's card
     tt = c.get('test_time') or {}
     if set(tt) - set(LEVER_KEYS): raise ValueError(f"{card}: unknown test-time levers {sorted(set(tt) - set(LEVER_KEYS))}; known: {', '.join(LEVER_KEYS)}")
     return dict(tt)
