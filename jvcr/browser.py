@@ -202,7 +202,7 @@ EvalBrowser.image, EvalBrowser.points_figure = _image, _points_figure
 # %% ../nbs/13b_browser.ipynb #1636617a
 def _volumes(self:EvalBrowser, face,  # index or id
              tol:float=1e-3):         # largest allowed difference from the saved points (pixels)
-    "(68, 3) points and the predicted volumes [(d_i, R, R) per stack] of one face, recomputed from the checkpoint."
+    "(68, 3) points and the predicted volumes [(d_i, R, R) per stack] of one face, recomputed from the checkpoint (the saved points when the run fitted a shape prior or re-cropped)."
     from jvcr.shipped import resolve_checkpoint
     from jvcr.model import load_checkpoint
     i = self.index(face)
@@ -212,7 +212,9 @@ def _volumes(self:EvalBrowser, face,  # index or id
         self._model = load_checkpoint(resolve_checkpoint(ck))[0]
     T = CropTransform.from_array(self.run['crops'][i])
     crop = np.array(T.crop_image(self.image(i), self._model.config.in_res))[None]  # a writable copy: torch.from_numpy warns on read-only arrays
-    pts, vols = predict_crops(self._model, crop, [T], return_volumes=True)
+    lev = self.info.get('predictor_settings') or {}                          # the run's test-time levers
+    pts, vols = predict_crops(self._model, crop, [T], return_volumes=True, flip=bool(lev.get('flip')))
+    if lev.get('prior') is not None or lev.get('passes'): return self.run['pred'][i], [v[0] for v in vols]   # points the crop alone does not give
     off = float(np.abs(pts[0] - self.run['pred'][i]).max())
     if not off <= tol:
         raise ValueError(f"face {self.ids[i]!r}: the checkpoint predicts points {off:.3g} px away from those saved in {self.npz}: "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_cli.ipynb #9224b594
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, math, os, sys, time
 from pathlib import Path
 from .predict_files import predict_command, export_command
 
@@ -149,7 +149,7 @@ def _prior_option(s):  # --prior: None, 'none', 'mean' or a number
     if s is None or s in ('none', 'mean'): return s
     try: lam = float(s)
     except ValueError: lam = float('nan')
-    if not lam >= 0: raise ValueError(f"--prior must be 'none', 'mean' or a number >= 0 (the shape prior's lam), got {s!r}")
+    if not (math.isfinite(lam) and lam >= 0): raise ValueError(f"--prior must be 'none', 'mean' or a number >= 0 (the shape prior's lam), got {s!r}")
     return lam
 
 def _chosen_levers(ckpt, flip, prior):  # the checkpoint, --flip/--no-flip (None: not given), --prior (None: not given)
@@ -172,6 +172,8 @@ def _evaluate(a):
     from jvcr.shipped import resolve_checkpoint
     from jvcr.metrics import BIN_NAMES
     from jvcr.core import check_outputs
+    if a.baseline is not None and (a.flip or a.prior not in (None, 'none') or a.recrop):
+        raise ValueError(f"--flip, --prior and --recrop change how a checkpoint is used; the --baseline {a.baseline} takes none of them")
     ckpt = None if a.checkpoint is None else resolve_checkpoint(a.checkpoint)   # a file, or shipped weights by name ('default')
     check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
@@ -179,7 +181,7 @@ def _evaluate(a):
                          predictions_out=a.predictions, overwrite=a.overwrite, **_lever_options(a.recrop, *_chosen_levers(ckpt, a.flip, a.prior)))
     m = rep['metrics']
     print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)"
-          + (f", {json.dumps(rep['predictor_settings'])}" if rep.get('predictor_settings') else ''))
+          + (f", {json.dumps(rep['predictor_settings'])}" if any(v not in (None, False, 0) for v in (rep.get('predictor_settings') or {}).values()) else ''))
     for name, s in m.items():
         bins = ' / '.join(f"{s['bins'][b]['mean'] * 100:.2f}" for b in BIN_NAMES) if 'bins' in s else '-'
         print(f"  {name:16s} mean {s['mean'] * 100:6.2f} %   bins {bins}   failed {s['n_failed']}")

@@ -95,9 +95,11 @@ class ModelPredictor:
                  flip:bool=False,   # average with the mirrored crop's prediction (`flip_back`)
                  prior=None):       # None, or `lam` of `jvcr.pose.fit_face_prior` ('mean' or a number)
         if not (prior is None or (isinstance(prior, str) and prior == 'mean') or
-                (isinstance(prior, (int, float)) and not isinstance(prior, bool) and prior >= 0)):
+                (isinstance(prior, (int, float)) and not isinstance(prior, bool) and math.isfinite(prior) and prior >= 0)):
             raise ValueError(f"prior={prior!r}: expected None, 'mean' or a number >= 0 (the shape prior's lam)")
+        if not isinstance(flip, (bool, np.bool_)): raise ValueError(f"flip must be True or False, got {flip!r}")
         self.model, self.device, self.name, self.flip, self.prior = model.eval().to(device), torch.device(device), name, bool(flip), prior
+        self.face_model = None      # the face model a numeric prior fits (None: `load_face_model()`; `run_evaluation` sets its root's)
         self.res = model.config.in_res
 
     @property
@@ -110,7 +112,7 @@ class ModelPredictor:
         pts = predict_crops(self.model, crops, [s.crop for s in samples], self.device, flip=self.flip)
         if self.prior is None: return pts
         from jvcr.pose import fit_face_prior                                  # a later notebook's module
-        return fit_face_prior(pts, lam=self.prior)
+        return fit_face_prior(pts, lam=self.prior, model=self.face_model)
 
 # %% ../nbs/11_evaluation.ipynb #f806fc54
 def _ids(samples): return [s.id for s in samples]
@@ -290,7 +292,11 @@ def run_evaluation(dataset:str='aflw2000-3d',  # a name in DATASETS
     faces = datasets.load_aflw2000_3d(root / 'aflw2000_3d', crop=crop,
                                       roi_boxes=root / 'aflw2000_3d_benchmark' / 'AFLW2000-3D_crop.roi_box.npy')
     predictor = _evaluation_predictor(checkpoint, baseline, predictor_type, predictor_options)
+    if isinstance(getattr(predictor, 'prior', None), (int, float)):             # a numeric shape prior fits this root's face model
+        from jvcr.facemodel import load_face_model
+        predictor.face_model = load_face_model(root)
     info = dict(dataset=dataset, checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()), data_root=str(root))
+    if hasattr(predictor, 'settings'): info['predictor_settings'] = predictor.settings     # the browser recomputes the points with them
     res = evaluate(predictor, faces, batch_size=batch_size, progress=progress, per_face_csv=per_face_csv, crop=crop,
                    predictions_out=predictions_out, run_info=info, overwrite=overwrite)
     rep = evaluation_report(res, dataset, data_root=given, checkpoint=checkpoint, started=started)

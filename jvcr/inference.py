@@ -194,7 +194,7 @@ class Predictor:
         on AFLW images and Basel Face Model labels and carry their terms, non-commercial research only (`WEIGHTS_TERMS`),
         not the code's Apache-2.0 licence. `flip` left out takes the choice of the weights' model card (`shipped_levers`)."""
         path = resolve_checkpoint(path)
-        kw.setdefault('flip', bool(shipped_levers(path).get('flip', False)))
+        if 'flip' not in kw: kw['flip'] = bool(shipped_levers(path).get('flip', False))
         return cls(load_checkpoint(path)[0], device, **kw)
 
 

@@ -130,7 +130,7 @@ class RecropPredictor(ModelPredictor):
                            self.device, self.flip, mapping=self.mapping)
         if self.prior is None: return r.points
         from jvcr.pose import fit_face_prior                                  # a later notebook's module
-        return fit_face_prior(r.points, lam=self.prior)
+        return fit_face_prior(r.points, lam=self.prior, model=self.face_model)
 
 # %% ../nbs/11d_recrop.ipynb #02bbf0e8
 def _shifts(history, starts, expand, mapping):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11c_shipped.ipynb #b2c215c1
 from __future__ import annotations
-import copy, dataclasses, importlib.resources, json, os, re, warnings
+import copy, dataclasses, importlib.resources, json, math, os, re, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -92,7 +92,12 @@ def shipped_levers(checkpoint,  # a checkpoint file, or the name of shipped weig
     except (ValueError, OSError): return {}                                  # some other file of that name
     if not isinstance(c, dict) or c.get('weights_sha256') != sha256_file(p): return {}   # not this file's card
     tt = c.get('test_time') or {}
-    if set(tt) - set(LEVER_KEYS): raise ValueError(f"{card}: unknown test-time levers {sorted(set(tt) - set(LEVER_KEYS))}; known: {', '.join(LEVER_KEYS)}")
+    if not isinstance(tt, dict) or set(tt) - set(LEVER_KEYS):
+        raise ValueError(f"model card {card}: test_time must map {', '.join(LEVER_KEYS)} to values, got {tt!r}")
+    if not isinstance(tt.get('flip', False), bool): raise ValueError(f"model card {card}: test_time flip must be true or false, got {tt['flip']!r}")
+    lam = tt.get('prior')
+    if not (lam is None or lam == 'mean' or (isinstance(lam, (int, float)) and not isinstance(lam, bool) and math.isfinite(lam) and lam >= 0)):
+        raise ValueError(f"model card {card}: test_time prior must be null, 'mean' or a number >= 0, got {lam!r}")
     return dict(tt)
 
 # %% ../nbs/11c_shipped.ipynb #769968b2

@@ -517,7 +517,7 @@ def test_outputs_get_the_umask(tmp_path, capsys, ckpt, photos):
     assert modes == {'p.csv': 0o644, 'me.png': 0o644, 'private.pt': 0o600}, modes           # as open() would give them
 
 
-@pytest.mark.parametrize('value', ['x', '-1', 'nan'])
+@pytest.mark.parametrize('value', ['x', '-1', 'nan', 'inf'])
 def test_evaluate_bad_prior_names_it(tmp_path, capsys, value):
     code, _, err = run(capsys, 'evaluate', '--checkpoint', 'default', '--prior', value, '--root', tmp_path / 'no-data')
     assert code == 2
@@ -527,7 +527,7 @@ def test_evaluate_bad_prior_names_it(tmp_path, capsys, value):
 def test_evaluate_levers_need_a_checkpoint(tmp_path, capsys):
     code, _, err = run(capsys, 'evaluate', '--baseline', 'mean-face', '--flip', '--root', tmp_path / 'no-data')
     assert code == 2
-    one_line_error(err, 'need a checkpoint')
+    one_line_error(err, '--flip, --prior and --recrop change how a checkpoint is used', 'mean-face')
 
 
 def test_evaluate_levers_reach_the_predictor():

@@ -59,19 +59,21 @@ def test_cli_has_predictions_flag(capsys):
     assert '--predictions OUT.npz' in capsys.readouterr().out
 
 
-def test_cli_evaluate_writes_predictions_the_browser_reads(tmp_path, monkeypatch, capsys):
-    "`jvcr evaluate --checkpoint default --per-face --predictions` end to end, AFLW2000-3D replaced by 4 toy faces (no data needed)."
+@pytest.mark.parametrize('levers', [[], ['--flip'], ['--flip', '--prior', 'mean']])
+def test_cli_evaluate_writes_predictions_the_browser_reads(tmp_path, monkeypatch, capsys, levers):
+    "`jvcr evaluate --checkpoint default --per-face --predictions` end to end, AFLW2000-3D replaced by 4 toy faces (no data needed), with and without test-time levers."
     import jvcr.datasets
     toys = toy_source(4, res=160, seed=5)
     monkeypatch.setattr(jvcr.datasets, 'load_aflw2000_3d', lambda *a, **k: toys)
     argv = ['evaluate', '--checkpoint', 'default', '--root', str(tmp_path), '--no-progress', '--crop', '3ddfa',
-            '--per-face', str(tmp_path / 'f.csv'), '--predictions', str(tmp_path / 'p.npz')]
+            '--per-face', str(tmp_path / 'f.csv'), '--predictions', str(tmp_path / 'p.npz'), *levers]
     assert main(argv) == 0
     assert f"wrote {tmp_path / 'p.npz'}" in capsys.readouterr().out
     br = B.EvalBrowser(tmp_path / 'f.csv', tmp_path / 'p.npz', faces=toys)
     assert br.info['crop'] == '3ddfa' and br.info['checkpoint'].endswith('default.pt') and br.info['data_root'] == str(tmp_path.resolve())
     pts, _ = br.volumes(br.select()[0])                                   # the checkpoint recorded in the file reproduces it
     assert np.abs(pts - br.run['pred'][br.select()[0]]).max() < 1e-3
+    assert br.info['predictor_settings'] == {'flip': '--flip' in levers, 'prior': 'mean' if 'mean' in levers else None}
 
 
 @pytest.fixture(scope='module')
