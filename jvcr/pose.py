@@ -147,6 +147,20 @@ def pose_mae(pred,                    # (N, 3) predicted (yaw, pitch, roll) degr
                 **_mae(e), bins={name: dict(n=int((b == k).sum()), **_mae(e[b == k])) for k, name in enumerate(BIN_NAMES)})
 
 # %% ../nbs/10a_pose.ipynb #prior002
+_PRIOR_CACHE = {}   # (id(face model), lam) -> (face model, average face, projection): computed once per model and lam
+
+def _prior_projection(model, lam:float):
+    "The average face (204,) and the ridge projection (204, 204) of model-space points onto the face model's faces."
+    key = (id(model), float(lam))
+    if key not in _PRIOR_CACHE:
+        W = np.concatenate([model.shape_basis, model.exp_basis], -1).reshape(3 * N_LANDMARKS, -1)   # (204, 50)
+        mu, sd = model.param_mean[12:], model.param_std[12:]
+        Ws = W * sd                                                              # whitened basis
+        solve = np.linalg.solve(Ws.T @ Ws + lam * np.trace(Ws.T @ Ws) / len(sd) * np.eye(len(sd)), Ws.T)   # (50, 204)
+        if len(_PRIOR_CACHE) >= 8: _PRIOR_CACHE.clear()
+        _PRIOR_CACHE[key] = (model, model.mean.reshape(-1) + W @ mu, W @ (sd[:, None] * solve))   # the model kept: its id stays its own
+    return _PRIOR_CACHE[key][1:]
+
 def fit_face_prior(points,           # (68, 3) or (B, 68, 3) image-space points (y down; z same scale, larger = nearer)
                    lam='mean',       # ridge weight of the whitened coefficients, relative to the basis energy; 'mean': the average face, posed
                    model=None,       # a `jvcr.facemodel.FaceModel` (lam a number; default: `load_face_model()`, needs the data)
@@ -160,16 +174,12 @@ def fit_face_prior(points,           # (68, 3) or (B, 68, 3) image-space points 
     if model is None:
         from jvcr.facemodel import load_face_model
         model = load_face_model()
-    W = np.concatenate([model.shape_basis, model.exp_basis], -1).reshape(3 * N_LANDMARKS, -1)   # (204, 50)
-    mu, sd = model.param_mean[12:], model.param_std[12:]
-    Ws = W * sd                                                                  # whitened basis
-    solve = np.linalg.solve(Ws.T @ Ws + lam * np.trace(Ws.T @ Ws) / len(sd) * np.eye(len(sd)), Ws.T)   # (50, 204)
-    base = model.mean.reshape(-1) + W @ mu                                      # the average face, flat
+    base, P = _prior_projection(model, lam)                                     # the average face, flat; the projection
     X = np.broadcast_to(base.reshape(N_LANDMARKS, 3), Y.shape)
     for _ in range(iters):
         R, s, t = fit_similarity(Y, reference=X)
         Ym = np.einsum('...ji,...nj->...ni', R, Y - t[..., None, :]) / s[..., None, None]   # the points in model space
-        X = (base + np.einsum('kp,...p->...k', W @ (sd[:, None] * solve), Ym.reshape(*Ym.shape[:-2], -1) - base)).reshape(Y.shape)
+        X = (base + np.einsum('kp,...p->...k', P, Ym.reshape(*Ym.shape[:-2], -1) - base)).reshape(Y.shape)
     R, s, t = fit_similarity(Y, reference=X)
     return (s[..., None, None] * np.einsum('...ij,...nj->...ni', R, X) + t[..., None, :]) * IMAGE_TO_MODEL
 
