@@ -201,7 +201,7 @@ def _train(a):
     if out.exists() and not out.is_dir(): raise ValueError(f"output folder {out} is a file")
     check_output_path(out / 'train_config.json', 'output folder')        # writable, before the data is loaded
     epochs = None if a.epochs is None else (a.epochs[0] if len(a.epochs) == 1 else tuple(a.epochs))
-    kw = {k: v for k, v in dict(device=a.device, batch_size=a.batch, num_workers=a.workers, seed=a.seed).items() if v is not None}
+    kw = {k: v for k, v in dict(device=a.device, batch_size=a.batch, num_workers=a.workers, seed=a.seed, init=a.init).items() if v is not None}
     r = run_training(a.preset, a.data, a.out, epochs=epochs, val_fraction=a.val_fraction, resume=a.resume,
                      progress=not a.no_progress, **kw)
     if int(os.environ.get('RANK', 0)) == 0:  # under torchrun only the first process reports
@@ -291,7 +291,7 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
 def _add_train(sub):  # argparse subparsers of `jvcr`
     "`jvcr train` and its options."
     t = sub.add_parser('train', help='train a model (staged: pre-train, then joint fine-tuning)')
-    t.add_argument('--preset', default='tiny', help='training preset: paper, reference_code, cpu_small, cpu_long, cpu_longer, tiny')
+    t.add_argument('--preset', default='tiny', help='training preset: paper, reference_code, cpu_small, cpu_long, cpu_longer, cpu_finetune, tiny')
     t.add_argument('--data', default='toy:64', help="training pool: toy:N, pool[:N] (every source under the data root, N faces per epoch), "
                    "rendered:DIR, a landmark folder, a .pts folder or a 300W-LP folder (never AFLW2000-3D)")
     t.add_argument('--epochs', type=int, nargs='+', help='total epochs, or one number per stage')
@@ -302,6 +302,8 @@ def _add_train(sub):  # argparse subparsers of `jvcr`
     t.add_argument('--batch', type=int, help='global batch size (default: the preset\'s)')
     t.add_argument('--workers', type=int, help='data loader processes')
     t.add_argument('--seed', type=int, help='run seed')
+    t.add_argument('--init', help="start from these weights: shipped weights by name ('default') or a checkpoint file (default: the preset's; "
+                   "cpu_finetune starts from 'default')")
     add_shared(t, 'no_progress')
     t.set_defaults(func=_train)
 

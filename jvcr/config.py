@@ -152,13 +152,17 @@ class TrainConfig:
     device: str = 'auto'            # 'auto' (CUDA if available) | 'cpu' | 'cuda' | 'cuda:N'
     ckpt_minutes: float = 10.0      # write last.pt also every this many minutes (0: off); always at the end of an epoch
     ckpt_steps: int = 0             # write last.pt also every this many steps (0: off)
+    init: str = ''                  # '' (weights initialised with `seed`) or weights to start from: shipped weights by name ('default') or a checkpoint file
 
     def __post_init__(self): _validate_train(self)
 
     @property
     def epochs(self) -> int: return sum(s.epochs for s in self.stages)  # total epochs
 
-    def to_dict(self) -> dict: return json.loads(json.dumps(dataclasses.asdict(self)))  # plain JSON-able dict
+    def to_dict(self) -> dict:  # plain JSON-able dict (without `init` when it is '': a run from scratch records what it always did)
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        if not d['init']: d.pop('init')
+        return d
 
 # %% ../nbs/01a_config.ipynb #e7129979
 @patch
@@ -216,6 +220,7 @@ def _validate_train(c:TrainConfig):
     if not _is_intlike(c.num_workers) or c.num_workers < 0: bad('num_workers', "expected an int >= 0")
     if not isinstance(c.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', c.device): bad('device', "expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not _is_num(c.ckpt_minutes) or c.ckpt_minutes < 0: bad('ckpt_minutes', "expected a number of minutes >= 0 (0: off)")
+    if not isinstance(c.init, str): bad('init', "expected '' or a shipped name / checkpoint file")
     if not _is_intlike(c.ckpt_steps) or c.ckpt_steps < 0: bad('ckpt_steps', "expected an int >= 0 (0: off)")
 
 # %% ../nbs/01a_config.ipynb #ca9331a5
@@ -235,6 +240,10 @@ TRAIN_PRESETS = {
     'cpu_longer': TrainConfig(stages=_stages(3, 17), optimizer='adam', lr=1e-3, milestones=(12, 17), gamma=0.3, batch_size=8,
                               model='cpu_small', log_every=20, cpu_bf16=True,
                               box_jitter=(0.5, -0.004, 0.001, 0.199, 0.055, 0.031, 0.105)),
+    # the shipped model trained further (a run that can span sessions: each fine-tunes what is shipped): fp32 where the CPU has no native bf16
+    'cpu_finetune': TrainConfig(stages=(Stage('joint', 4, 'joint'),), optimizer='adam', lr=2e-4, milestones=(2, 3), gamma=0.3, batch_size=8,
+                                model='cpu_small', log_every=20, cpu_bf16=True, init='default',
+                                box_jitter=(0.5, -0.004, 0.001, 0.199, 0.055, 0.031, 0.105)),
     'tiny': TrainConfig(stages=_stages(1, 1), optimizer='adam', lr=1e-3, milestones=(), batch_size=4, model='tiny',
                         log_every=1, num_workers=0),
 }

@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['resolve_device', 'DistInfo', 'dist_env', 'init_distributed', 'all_mean', 'barrier', 'batch_to_device', 'autocast_for',
-           'rng_state', 'set_rng_state']
+           'cpu_has_bf16', 'rng_state', 'set_rng_state']
 
 # %% ../nbs/09_devices.ipynb #d1d44aa0
 def resolve_device(spec:str='auto',   # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
@@ -82,10 +82,15 @@ def batch_to_device(batch:dict,                # a training batch
 def autocast_for(device,                # torch device
                  amp:bool,              # bf16 on CUDA
                  cpu_bf16:bool=False):  # bf16 on CPU
-    "A context factory: bf16 autocast on CUDA when `amp`, on CPU when `cpu_bf16`, else None (full precision)."
+    "A context factory: bf16 autocast on CUDA when `amp`, on CPU when `cpu_bf16` and the CPU has native bf16, else None (full precision)."
     if amp and device.type == 'cuda': return lambda: torch.autocast('cuda', dtype=torch.bfloat16)
-    if cpu_bf16 and device.type == 'cpu': return lambda: torch.autocast('cpu', dtype=torch.bfloat16)
+    if cpu_bf16 and device.type == 'cpu' and cpu_has_bf16(): return lambda: torch.autocast('cpu', dtype=torch.bfloat16)
     return None
+
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX-512 bf16 / AMX): without it bf16 autocast is emulated, about 10x slower than fp32."
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
 
 
 # %% ../nbs/09_devices.ipynb #082a09e7

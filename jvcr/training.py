@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_training.ipynb #d2d665b7
 from __future__ import annotations
-import contextlib, json, random, re, time
+import contextlib, dataclasses, json, random, re, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import DataError, git_commit, one_thread, run_lock, worker_error
+from .core import DataError, git_commit, one_thread, run_lock, worker_error, sha256_file
 from .devices import (resolve_device, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state,
                           batch_to_device, autocast_for)
 from .config import JVCRConfig, get_config, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS, get_train_config
@@ -144,6 +144,7 @@ def _check_data(data, mcfg, what:str, min_len:int=1):
         if got != want: raise ValueError(f"the {what} data has volumes {got} but the model config needs {want} (depth_res={tuple(dr)}, out_res={R})")
 
 def _make_model(model, cfg:TrainConfig):
+    if model is None and cfg.init: return _init_model(cfg)
     if model is None:
         torch.manual_seed(cfg.seed)
         return JVCR(get_config(cfg.model))
@@ -151,6 +152,16 @@ def _make_model(model, cfg:TrainConfig):
         torch.manual_seed(cfg.seed)
         return JVCR(model)
     return model
+
+def _init_model(cfg:TrainConfig):
+    "The model of `cfg.init` (shipped weights by name, or a checkpoint file), which must be `cfg.model`'s architecture."
+    from jvcr.shipped import resolve_checkpoint
+    from jvcr.model import load_checkpoint
+    model, _ = load_checkpoint(resolve_checkpoint(cfg.init))
+    want = dataclasses.asdict(get_config(cfg.model))
+    diffs = [f"{k}: {v!r} (preset: {want.get(k)!r})" for k, v in dataclasses.asdict(model.config).items() if want.get(k) != v]
+    if diffs: raise ValueError(f"init={cfg.init!r} is not the {cfg.model!r} model preset: {'; '.join(diffs)}")
+    return model.float().train()
 
 def _seed_all(seed:int):
     torch.manual_seed(seed); np.random.seed(seed % 2 ** 32); random.seed(seed)
@@ -347,6 +358,12 @@ def _train(cfg, model, train_data, val_data, out, info, device, ck, callbacks, p
     barrier(info)
     run = _Run(cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose)
     if ck is not None: run.restore(ck)
+    elif cfg.init and info.rank == 0:                              # where the weights started: recorded once, at the start
+        from jvcr.shipped import resolve_checkpoint
+        f = resolve_checkpoint(cfg.init)
+        run.log(dict(kind='init', epoch=0, step=0, init=cfg.init, file=f.name, sha256=sha256_file(f)))
+    if device.type == 'cpu' and cfg.cpu_bf16 and run.ac is None and info.rank == 0 and verbose:
+        tqdm.write('cpu_bf16: this CPU has no native bf16 (jvcr.devices.cpu_has_bf16), so the run trains in fp32')
     ext = (ck or {}).get('extended')
     if ext:                                                       # recorded in the log and the summary
         run.log(dict(kind='extend', epoch=run.state.epoch, step=run.state.global_step, **ext))
@@ -356,6 +373,8 @@ def _train(cfg, model, train_data, val_data, out, info, device, ck, callbacks, p
     summary = dict(out=out, epochs_done=run.state.epoch, global_step=run.state.global_step, best_val_nme3d=run.best,
                    best_epoch=run.best_epoch, stopped=run.state.stop, device=str(device), world_size=info.world_size,
                    extended=[r for r in read_metrics(out, 'extend')] if info.rank == 0 else None,
+                   init=next(iter(read_metrics(out, 'init')), None) if info.rank == 0 and cfg.init else None,
+                   precision='fp32' if run.ac is None else 'bf16 autocast',
                    git_commit=git_commit()['git_commit'],                     # the code that trained (this call)
                    seconds=round(sum(r.get('seconds') or 0 for r in read_metrics(out, 'epoch')), 1) if info.rank == 0 else None)  # wall time, resumed parts included
     run.emit('on_train_end', summary)
