@@ -49,7 +49,7 @@ def test_presets_and_schedules():
     fct.test_eq([p.lr_at(e) for e in (0, 9, 10, 19, 20, 24)], [2.5e-4, 2.5e-4, 2.5e-5, 2.5e-5, 2.5e-6, 2.5e-6])
     fct.test_eq((r.optimizer, r.batch_size, [s.epochs for s in r.stages]), ('adam', 20, [15, 15]))
     fct.test_eq([r.lr_at(e) for e in (0, 9, 10, 19, 20, 29)], [1e-3, 1e-3, 2.5e-5, 2.5e-5, 2.5e-6, 2.5e-6])
-    fct.test_eq(sorted(jt.TRAIN_PRESETS), ['cpu_long', 'cpu_longer', 'cpu_small', 'paper', 'reference_code', 'tiny'])
+    fct.test_eq(sorted(jt.TRAIN_PRESETS), ['cpu_finetune', 'cpu_long', 'cpu_longer', 'cpu_small', 'paper', 'reference_code', 'tiny'])
     for name, c in jt.TRAIN_PRESETS.items(): fct.test_eq(c.model in ('paper', 'reference_code', 'cpu_small', 'tiny'), True)
     custom = jt.get_train_config('paper', optimizer='adam', lr=1e-3, milestones=(3,), lr_values=(1e-5,), epochs=(2, 2))
     fct.test_eq([custom.lr_at(e) for e in range(4)], [1e-3, 1e-3, 1e-3, 1e-5])
