@@ -241,7 +241,7 @@ TRAIN_PRESETS = {
                               model='cpu_small', log_every=20, cpu_bf16=True,
                               box_jitter=(0.5, -0.004, 0.001, 0.199, 0.055, 0.031, 0.105)),
     # the shipped model trained further (a run that can span sessions: each fine-tunes what is shipped): fp32 where the CPU has no native bf16
-    'cpu_finetune': TrainConfig(stages=(Stage('joint', 4, 'joint'),), optimizer='adam', lr=2e-4, milestones=(2, 3), gamma=0.3, batch_size=8,
+    'cpu_finetune': TrainConfig(stages=(Stage('joint', 3, 'joint'),), optimizer='adam', lr=2e-4, milestones=(1, 2), gamma=0.3, batch_size=8,
                                 model='cpu_small', log_every=20, cpu_bf16=True, init='default',
                                 box_jitter=(0.5, -0.004, 0.001, 0.199, 0.055, 0.031, 0.105)),
     'tiny': TrainConfig(stages=_stages(1, 1), optimizer='adam', lr=1e-3, milestones=(), batch_size=4, model='tiny',
