@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_training.ipynb #d2d665b7
 from __future__ import annotations
-import contextlib, dataclasses, json, random, re, time
+import contextlib, dataclasses, importlib.resources, json, random, re, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -153,11 +153,18 @@ def _make_model(model, cfg:TrainConfig):
         return JVCR(model)
     return model
 
+def _init_file(init:str) -> Path:
+    "The checkpoint file of `init`: a file as given, else the shipped weights of that name (`jvcr/weights/NAME.pt`)."
+    p = Path(init)
+    if p.is_file() or p.suffix or len(p.parts) > 1: return p                # a path: load_checkpoint names it if missing
+    f = Path(importlib.resources.files('jvcr')) / 'weights' / f'{p.name}.pt'
+    if f.is_file(): return f
+    raise ValueError(f"init={init!r} is neither a checkpoint file nor shipped weights (no jvcr/weights/{p.name}.pt)")
+
 def _init_model(cfg:TrainConfig):
     "The model of `cfg.init` (shipped weights by name, or a checkpoint file), which must be `cfg.model`'s architecture."
-    from jvcr.shipped import resolve_checkpoint
     from jvcr.model import load_checkpoint
-    model, _ = load_checkpoint(resolve_checkpoint(cfg.init))
+    model, _ = load_checkpoint(_init_file(cfg.init))
     want = dataclasses.asdict(get_config(cfg.model))
     diffs = [f"{k}: {v!r} (preset: {want.get(k)!r})" for k, v in dataclasses.asdict(model.config).items() if want.get(k) != v]
     if diffs: raise ValueError(f"init={cfg.init!r} is not the {cfg.model!r} model preset: {'; '.join(diffs)}")
@@ -359,8 +366,7 @@ def _train(cfg, model, train_data, val_data, out, info, device, ck, callbacks, p
     run = _Run(cfg, model, train_data, val_data, out, info, device, callbacks, progress, verbose)
     if ck is not None: run.restore(ck)
     elif cfg.init and info.rank == 0:                              # where the weights started: recorded once, at the start
-        from jvcr.shipped import resolve_checkpoint
-        f = resolve_checkpoint(cfg.init)
+        f = _init_file(cfg.init)
         run.log(dict(kind='init', epoch=0, step=0, init=cfg.init, file=f.name, sha256=sha256_file(f)))
     if device.type == 'cpu' and cfg.cpu_bf16 and run.ac is None and info.rank == 0 and verbose:
         tqdm.write('cpu_bf16: this CPU has no native bf16 (jvcr.devices.cpu_has_bf16), so the run trains in fp32')

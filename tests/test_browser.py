@@ -59,7 +59,7 @@ def test_cli_has_predictions_flag(capsys):
     assert '--predictions OUT.npz' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('levers', [[], ['--flip'], ['--flip', '--prior', 'mean']])
+@pytest.mark.parametrize('levers', [['--no-flip', '--prior', 'none'], ['--flip', '--prior', 'none'], ['--flip', '--prior', 'mean']])
 def test_cli_evaluate_writes_predictions_the_browser_reads(tmp_path, monkeypatch, capsys, levers):
     "`jvcr evaluate --checkpoint default --per-face --predictions` end to end, AFLW2000-3D replaced by 4 toy faces (no data needed), with and without test-time levers."
     import jvcr.datasets
