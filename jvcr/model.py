@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_model.ipynb #da1b2c3b
 from __future__ import annotations
-import copy, dataclasses, json, math, os, statistics, time
+import copy, dataclasses, importlib.resources, json, math, os, statistics, time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ from .regressor import CoordRegressor, DepthRegressor2d
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'check_input', 'JVCR', 'count_params', 'count_macs', 'CheckpointError', 'config_dict',
-           'save_checkpoint', 'load_checkpoint']
+           'save_checkpoint', 'load_checkpoint', 'weights_dir', 'shipped_weights', 'resolve_checkpoint']
 
 # %% ../nbs/08_model.ipynb #34d2ca26
 def check_input(x,            # the model input
@@ -170,3 +170,22 @@ def load_checkpoint(path,                 # a file written by save_checkpoint
     model.load_state_dict(sd)
     if isinstance(map_location, (str, torch.device)): model.to(map_location)
     return model.eval(), ckpt.get('extra', {})
+
+# %% ../nbs/08_model.ipynb #ckname01
+def weights_dir() -> Path:
+    "The folder of the weights shipped inside the package (`jvcr/weights/`)."
+    return Path(str(importlib.resources.files('jvcr'))) / 'weights'
+
+def shipped_weights() -> dict:
+    "{name: model card} of every shipped checkpoint (`jvcr/weights/NAME.pt` beside its `NAME.json`)."
+    d = weights_dir()
+    return {p.stem: json.loads(p.with_suffix('.json').read_text()) for p in sorted(d.glob('*.pt')) if p.with_suffix('.json').is_file()}
+
+def resolve_checkpoint(path,  # a checkpoint file, or the name of shipped weights
+                      ) -> Path:
+    "The checkpoint file for `path`: a file as given, else the shipped weights of that name; `CheckpointError` otherwise."
+    p = Path(path)
+    if p.is_file() or p.suffix or len(p.parts) > 1: return p           # a path: load_checkpoint names it if missing
+    f = weights_dir() / f'{p.name}.pt'
+    if f.is_file(): return f
+    raise CheckpointError(f"{str(path)!r} is neither a checkpoint file nor shipped weights (shipped: {', '.join(shipped_weights()) or 'none'})")

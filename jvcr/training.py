@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_training.ipynb #d2d665b7
 from __future__ import annotations
-import contextlib, dataclasses, importlib.resources, json, random, re, time
+import contextlib, dataclasses, json, random, re, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from .core import DataError, git_commit, one_thread, run_lock, worker_error, sha
 from .devices import (resolve_device, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state,
                           batch_to_device, autocast_for)
 from .config import JVCRConfig, get_config, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS, get_train_config
-from .model import JVCR, config_dict, save_checkpoint
+from .model import JVCR, config_dict, save_checkpoint, resolve_checkpoint, CheckpointError
 from .curves import read_metrics, plot_losses, save_figure
 from .augment import Augment, JVCRDataset, EpochBatches, set_epoch
 from .pool import load_pool
@@ -154,12 +154,9 @@ def _make_model(model, cfg:TrainConfig):
     return model
 
 def _init_file(init:str) -> Path:
-    "The checkpoint file of `init`: a file as given, else the shipped weights of that name (`jvcr/weights/NAME.pt`)."
-    p = Path(init)
-    if p.is_file() or p.suffix or len(p.parts) > 1: return p                # a path: load_checkpoint names it if missing
-    f = Path(importlib.resources.files('jvcr')) / 'weights' / f'{p.name}.pt'
-    if f.is_file(): return f
-    raise ValueError(f"init={init!r} is neither a checkpoint file nor shipped weights (no jvcr/weights/{p.name}.pt)")
+    "The checkpoint file of `init` (`jvcr.model.resolve_checkpoint`: a file, or shipped weights by name)."
+    try: return resolve_checkpoint(init)
+    except CheckpointError as e: raise ValueError(f"init: {e}") from None
 
 def _init_model(cfg:TrainConfig):
     "The model of `cfg.init` (shipped weights by name, or a checkpoint file), which must be `cfg.model`'s architecture."
