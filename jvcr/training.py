@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import DataError, git_commit, one_thread, run_lock, worker_error, sha256_file
+from .core import DataError, check_outputs, git_commit, one_thread, run_lock, worker_error, sha256_file
 from .devices import (resolve_device, dist_env, init_distributed, all_mean, barrier, rng_state, set_rng_state,
                           batch_to_device, autocast_for)
 from .config import JVCRConfig, get_config, TrainConfig, RUNTIME_FIELDS, TRAIN_PRESETS, get_train_config
@@ -25,7 +25,7 @@ from .steps import (TrainableModel, voxel_losses, coord_loss, train_step, make_o
                         sync_buffers)  # moved to jvcr.steps; imported here so 'from jvcr.training import train_step' keeps working
 
 # %% auto #0
-__all__ = ['OUT_FILES', 'check_out_dir', 'TrainState', 'Callback', 'epoch_summary', 'train', 'run_training']
+__all__ = ['OUT_FILES', 'check_out_dir', 'TrainState', 'Callback', 'epoch_summary', 'train', 'run_training', 'average_weights']
 
 # %% ../nbs/10_training.ipynb #b3e54000
 def _load(path:Path) -> dict:
@@ -406,3 +406,39 @@ def run_training(preset:str='tiny',        # training preset (its model preset c
     val = pool.val(max_per_source=500)                                        # capped to keep epochs short
     val_ds = JVCRDataset(val, mcfg, train=False, seed=cfg.seed) if len(val) else None
     return train(train_ds, val_ds, out, cfg, model=mcfg if model_changes else None, resume=resume, progress=progress, verbose=verbose)
+
+# %% ../nbs/10_training.ipynb #swa00002
+def _bn_layers(model): return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+def average_weights(checkpoints,           # two or more checkpoint files (or shipped names) of one model configuration
+                    out,                   # the averaged checkpoint to write
+                    bn_data=None,          # training samples (dicts with 'image') to recompute BatchNorm statistics on; None: keep the averaged ones
+                    batch_size:int=16,     # batch of the BatchNorm pass
+                    num_workers:int=0,     # its data loader processes
+                    overwrite:bool=False,  # replace an existing `out`?
+                    progress:bool=True,    # a bar over the BatchNorm pass
+                   ) -> Path:
+    "Write the uniform average of `checkpoints`' weights to `out` (SWA), BatchNorm statistics recomputed on `bn_data`."
+    from jvcr.model import load_checkpoint
+    files = [resolve_checkpoint(c) for c in checkpoints]
+    if len(files) < 2: raise ValueError(f"average_weights needs two or more checkpoints, got {len(files)}")
+    out = Path(out)
+    check_outputs({'averaged checkpoint': out}, {f'checkpoint {k + 1}': f for k, f in enumerate(files)}, overwrite)
+    models = [load_checkpoint(f)[0].float() for f in files]
+    for f, m in zip(files[1:], models[1:]):
+        if m.config != models[0].config:
+            raise ValueError(f"{f} has another model configuration than {files[0]}: only one configuration's weights can be averaged")
+    avg, sds = models[0], [m.state_dict() for m in models]
+    avg.load_state_dict({k: sum(sd[k] for sd in sds) / len(sds) if v.is_floating_point() else v for k, v in sds[0].items()})
+    bn = None
+    if bn_data is not None and len(bn_data):
+        layers = _bn_layers(avg)
+        moms = [m.momentum for m in layers]
+        for m in layers: m.reset_running_stats(); m.momentum = None      # momentum None: the plain mean over the pass
+        avg.train()
+        loader = DataLoader(bn_data, batch_size=batch_size, num_workers=num_workers, worker_init_fn=one_thread if num_workers else None)
+        with torch.no_grad():
+            for b in tqdm(loader, desc='BatchNorm statistics', disable=not progress, leave=False): avg(b['image'])
+        for m, mo in zip(layers, moms): m.momentum = mo
+        bn = dict(faces=len(bn_data), batch_size=batch_size)
+    return save_checkpoint(out, avg.eval(), averaged=[dict(file=f.name, sha256=sha256_file(f)) for f in files], bn_recomputed=bn)
