@@ -230,7 +230,7 @@ def _data_render(a):
     existing = 'add' if a.add else 'overwrite' if a.overwrite else 'refuse'
     t0 = time.perf_counter()
     out = render_to_dir(a.n, a.out, seed=a.seed, progress=not a.no_progress, source=a.source, workers=min(a.workers, cores),
-                        res=a.res, existing=existing)
+                        res=a.res, existing=existing, **({} if a.yaw is None else dict(yaw_range=tuple(a.yaw))))
     dt = time.perf_counter() - t0
     print(f"wrote {a.n} faces to {out}/images and their points to {out}/points.json "
           f"in {dt:.1f} s: {a.n / dt:.1f} faces/s ({min(a.workers, cores)} worker{'s' if min(a.workers, cores) > 1 else ''}, PNG writing included)")
@@ -293,7 +293,7 @@ def _add_train(sub):  # argparse subparsers of `jvcr`
     t = sub.add_parser('train', help='train a model (staged: pre-train, then joint fine-tuning)')
     t.add_argument('--preset', default='tiny', help='training preset: paper, reference_code, cpu_small, cpu_long, cpu_longer, cpu_finetune, tiny')
     t.add_argument('--data', default='toy:64', help="training pool: toy:N, pool[:N] (every source under the data root, N faces per epoch), "
-                   "rendered:DIR, a landmark folder, a .pts folder or a 300W-LP folder (never AFLW2000-3D)")
+                   "pool[:N]+rendered:DIR[@W] (a render mixed in at weight W), rendered:DIR, a landmark folder, a .pts folder or a 300W-LP folder (never AFLW2000-3D)")
     t.add_argument('--epochs', type=int, nargs='+', help='total epochs, or one number per stage')
     t.add_argument('--out', required=True, help='run folder (checkpoints, metrics.jsonl, loss_curve.png)')
     t.add_argument('--resume', action='store_true', help='continue the run in --out exactly where it stopped')
@@ -325,6 +325,8 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
     rd.add_argument('--seed', type=int, default=0, help='face i uses the seed (seed, i)')
     rd.add_argument('--source', default='bfm', choices=['bfm', 'toy'], help='bfm: the 3D face model (needs the data); toy: procedural')
     rd.add_argument('--res', type=int, default=256, help='image side in pixels')
+    rd.add_argument('--yaw', type=float, nargs=2, metavar=('LOW', 'HIGH'), help='yaw range in degrees, uniform (default -90 90); '
+                    'training mirrors half the faces, so 30 90 aims a render at turned faces of both sides')
     rd.add_argument('--workers', type=int, default=1, help='processes (at most the number of cores)')
     ow = rd.add_mutually_exclusive_group()
     ow.add_argument('--add', action='store_true', help='add faces to a folder that already holds a render (same source, seed, res)')

@@ -192,7 +192,7 @@ def default_pool(root=None,                 # data root
                  rendered=None,             # folder from `jvcr data render`
                  procedural:int=0,          # procedural faces to add
                  cache=None,                # their cache folder (default: cache_dir())
-                 weights=None,              # {source: weight} (default: equal)
+                 weights=None,              # {source: weight}; a source not named weighs 1 (default: equal)
                  val_fraction:float=0.1,    # share held out
                  seed:int=0,                # split and procedural seed
                  epoch_size:int|None=None,  # training faces per epoch (default: all)
@@ -206,7 +206,7 @@ def default_pool(root=None,                 # data root
     if use_300w_lp and (root / '300W_LP').is_dir(): sources['300w_lp'] = jd.load_300w_lp(root / '300W_LP', on_error='skip')
     if procedural:
         sources['procedural'] = procedural_source(procedural, Path(cache or cache_dir()) / f'procedural_{procedural}_{seed}', seed)
-    return TrainingPool(sources, weights, val_fraction, seed, epoch_size)
+    return TrainingPool(sources, {k: 1.0 for k in sources} | dict(weights or {}), val_fraction, seed, epoch_size)
 
 # %% ../nbs/05b_pool.ipynb #91acbf4d
 def _folder_source(folder:Path) -> FaceSource:
@@ -216,7 +216,13 @@ def _folder_source(folder:Path) -> FaceSource:
     if any(folder.rglob('*.mat')): return jd.load_300w_lp(folder)
     raise ValueError(f"no training data recognised in {folder}: expected landmarks.npy + list.txt, *.pts files, or 300W-LP .mat files")
 
-def load_pool(data:str,                # 'toy:N', 'pool[:N]', 'rendered:DIR' or a folder
+def _pool_spec(data:str):  # a `--data` string
+    "`pool[:N][+rendered:DIR[@W]]` -> (N or None, DIR or None, W: the rendered faces' weight against 1 for each real source); None if not a pool."
+    m = re.fullmatch(r'pool(?::(\d+))?(?:\+rendered:(.+?)(?:@(\d+(?:\.\d*)?|\.\d+))?)?', data)
+    if not m: return None
+    return (int(m.group(1)) if m.group(1) else None, m.group(2), float(m.group(3)) if m.group(3) else 1.0)
+
+def load_pool(data:str,                # 'toy:N', 'pool[:N][+rendered:DIR[@W]]', 'rendered:DIR' or a folder
               config='tiny',           # model config/preset (toy image size)
               val_fraction:float=0.1,  # held-out share
               seed:int=0,              # seed
@@ -227,10 +233,11 @@ def load_pool(data:str,                # 'toy:N', 'pool[:N]', 'rendered:DIR' or 
     data = str(data)
     if m := re.fullmatch(r'toy(?::(\d+))?', data):
         src = toy_source(int(m.group(1) or 64), int(1.5 * cfg.in_res), seed)
-    elif m := re.fullmatch(r'pool(?::(\d+))?', data):  # every training source under the data root; N faces per epoch
-        return default_pool(seed=seed, val_fraction=val_fraction, epoch_size=int(m.group(1)) if m.group(1) else None)
+    elif spec := _pool_spec(data):  # every training source under the data root; N faces per epoch; rendered faces at weight W
+        n, rendered, w = spec
+        return default_pool(rendered=rendered, weights={'synthetic': w} if rendered else None, seed=seed, val_fraction=val_fraction, epoch_size=n)
     elif data.startswith('rendered:'): src = load_rendered(data[len('rendered:'):])
     elif Path(data).is_dir(): src = _folder_source(Path(data))
-    else: raise ValueError(f"--data {data!r}: expected 'toy:N', 'pool[:N]', 'rendered:DIR' or a data folder, and {data} is not a folder")
+    else: raise ValueError(f"--data {data!r}: expected 'toy:N', 'pool[:N][+rendered:DIR[@W]]', 'rendered:DIR' or a data folder, and {data} is not a folder")
     if len(src) == 0: raise ValueError(f"the training pool {data!r} is empty")
     return TrainingPool({src.name: src}, val_fraction=val_fraction, seed=seed)

@@ -219,7 +219,7 @@ def _render_one(args):
     return dict(image=name, pts=f.pts.tolist(), yaw=f.yaw, pitch=f.pitch, roll=f.roll, visible=f.visible.tolist(), source=f.params['source'])
 
 # %% ../nbs/05_synthetic.ipynb #e2fd5883
-def _prepare_out(out:Path, existing:str, source:str, seed:int, res:int) -> list:
+def _prepare_out(out:Path, existing:str, source:str, seed:int, res:int, options:dict|None=None) -> list:
     "Check the output folder before any work; returns the faces already there that are kept (existing='add')."
     if existing not in ('refuse', 'add', 'overwrite'): raise ValueError(f"existing must be 'refuse', 'add' or 'overwrite', got {existing!r}")
     if out.exists() and not out.is_dir(): raise ValueError(f"output folder {out} is a file")
@@ -239,6 +239,8 @@ def _prepare_out(out:Path, existing:str, source:str, seed:int, res:int) -> list:
     if meta is None: raise ValueError(f"cannot add to {out}: it has no points.json (not a folder written by jvcr data render)")
     old = (meta.get('source'), meta.get('seed'), meta.get('res'))
     if old != (source, seed, res): raise ValueError(f"cannot add to {out}: it holds source/seed/res {old}, this run {(source, seed, res)}")
+    if meta.get('options', {}) != (options or {}):
+        raise ValueError(f"cannot add to {out}: its faces were rendered with options {meta.get('options', {})}, this run {options or {}}")
     return meta['faces']
 
 # %% ../nbs/05_synthetic.ipynb #afe20856
@@ -256,7 +258,8 @@ def render_to_dir(n:int,                  # faces
     if not isinstance(workers, int) or workers < 1: raise ValueError(f"workers must be a positive integer, got {workers!r}")
     workers = min(workers, os.cpu_count() or 1)                  # more processes than cores only slow the run down
     out = Path(out)
-    kept = _prepare_out(out, existing, source, seed, kw.get('res', 256))
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items() if k != 'res'}   # e.g. yaw_range: kept in points.json
+    kept = _prepare_out(out, existing, source, seed, kw.get('res', 256), options)
     (out / 'images').mkdir(parents=True, exist_ok=True)
     if source == 'bfm': load_face_model(); load_dense_face()  # fail early (and load once before forking)
     jobs = [(i, seed, str(out), source, kw) for i in range(len(kept), len(kept) + n)]
@@ -265,6 +268,7 @@ def render_to_dir(n:int,                  # faces
             recs = list(tqdm(ex.map(_render_one, jobs, chunksize=4), total=n, disable=not progress, desc='render'))
     else: recs = [_render_one(j) for j in tqdm(jobs, disable=not progress, desc='render')]
     meta = dict(convention=CONVENTION, source=source, seed=seed, n=len(kept) + n, res=kw.get('res', 256), faces=kept + recs)
+    if options: meta['options'] = options
     if source == 'bfm': meta['licence'] = 'derived from the Basel Face Model 2009: non-commercial research only, no redistribution'
     write_json(out / 'points.json', meta)
     return out
