@@ -329,7 +329,7 @@ def _add_data(sub):  # argparse subparsers of `jvcr`
                     'training mirrors half the faces, so 30 90 aims a render at turned faces of both sides')
     rd.add_argument('--workers', type=int, default=1, help='processes (at most the number of cores)')
     ow = rd.add_mutually_exclusive_group()
-    ow.add_argument('--add', action='store_true', help='add faces to a folder that already holds a render (same source, seed, res)')
+    ow.add_argument('--add', action='store_true', help='add faces to a folder that already holds a render (same source, seed, res and options)')
     add_shared(ow, 'overwrite')
     add_shared(rd, 'no_progress')
     rd.set_defaults(func=_data_render)
