@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_evaluation.ipynb #2a2f0c89
 from __future__ import annotations
-import csv, io, json, math, os, time
+import csv, dataclasses, io, json, math, os, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -93,11 +93,17 @@ class ModelPredictor:
                  device='cpu',      # torch device
                  name:str='model',  # how reports name it
                  flip:bool=False,   # average with the mirrored crop's prediction (`flip_back`)
-                 prior=None):       # None, or `lam` of `jvcr.pose.fit_face_prior` ('mean' or a number)
+                 prior=None,        # None, or `lam` of `jvcr.pose.fit_face_prior` ('mean' or a number)
+                 scales=(1.0,)):    # crop sides as multiples of the sample's box: one prediction each, averaged in image pixels
         if not (prior is None or (isinstance(prior, str) and prior == 'mean') or
                 (isinstance(prior, (int, float)) and not isinstance(prior, bool) and math.isfinite(prior) and prior >= 0)):
             raise ValueError(f"prior={prior!r}: expected None, 'mean' or a number >= 0 (the shape prior's lam)")
         if not isinstance(flip, (bool, np.bool_)): raise ValueError(f"flip must be True or False, got {flip!r}")
+        try: scales = tuple(float(k) for k in scales)
+        except (TypeError, ValueError): scales = ()
+        if not scales or not all(math.isfinite(k) and k > 0 for k in scales):
+            raise ValueError(f"scales must be a non-empty list of positive numbers (crop side multiples), got {scales!r}")
+        self.scales = scales
         self.model, self.device, self.name, self.flip, self.prior = model.eval().to(device), torch.device(device), name, bool(flip), prior
         self.face_model = None      # the face model a numeric prior fits (None: `load_face_model()`; `run_evaluation` sets its root's)
         self.res = model.config.in_res
@@ -105,11 +111,14 @@ class ModelPredictor:
     @property
     def settings(self) -> dict:
         "What a report records: the test-time levers."
-        return dict(flip=self.flip, prior=self.prior)
+        return dict(flip=self.flip, prior=self.prior, **({} if self.scales == (1.0,) else dict(scales=list(self.scales))))
 
     def __call__(self, samples):
-        crops = np.stack([s.crop.crop_image(s.load_image(), self.res) for s in samples])
-        pts = predict_crops(self.model, crops, [s.crop for s in samples], self.device, flip=self.flip)
+        images, pts = [s.load_image() for s in samples], 0.
+        for k in self.scales:                                                 # each crop side: its own pass(es), mapped back, averaged
+            ts = [s.crop if k == 1 else dataclasses.replace(s.crop, size=s.crop.size * k) for s in samples]
+            crops = np.stack([t.crop_image(im, self.res) for t, im in zip(ts, images)])
+            pts = pts + predict_crops(self.model, crops, ts, self.device, flip=self.flip) / len(self.scales)
         if self.prior is None: return pts
         from jvcr.pose import fit_face_prior                                  # a later notebook's module
         return fit_face_prior(pts, lam=self.prior, model=self.face_model)

@@ -22,7 +22,7 @@ __all__ = ['ORDER', 'DEVICE_KINDS', 'CED_GRID', 'list_reproductions', 'quick_par
            'real_box_faces', 'detector_faces', 'per_face_errors', 'ced_fractions', 'plot_ceds']
 
 # %% ../nbs/14_reproduce.ipynb #b91bd750
-ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'test_time', 'levers', 'table1_train', 'table1', 'table2', 'figure4', 'benchmark')  # levers gathers ablation's and test_time's; table1 draws table1_train's results; table2 and figure4 read aflw2000_3d's; figure4 table1's
+ORDER = ('volumes_and_model_size', 'aflw2000_3d', 'ablation', 'test_time', 'shape_noise', 'levers', 'table1_train', 'table1', 'table2', 'figure4', 'benchmark')  # levers gathers ablation's and test_time's; table1 draws table1_train's results; table2 and figure4 read aflw2000_3d's; figure4 table1's
 
 def list_reproductions(root=None):  # a folder in the checkout (default: `repo_root()`)
     "Names of the reproduction notebooks (nbs/reproduce/*.ipynb), in run order: `ORDER`, then any other by name."
