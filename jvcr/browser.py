@@ -214,7 +214,7 @@ def _volumes(self:EvalBrowser, face,  # index or id
     crop = np.array(T.crop_image(self.image(i), self._model.config.in_res))[None]  # a writable copy: torch.from_numpy warns on read-only arrays
     lev = self.info.get('predictor_settings') or {}                          # the run's test-time levers
     pts, vols = predict_crops(self._model, crop, [T], return_volumes=True, flip=bool(lev.get('flip')))
-    if lev.get('prior') is not None or lev.get('passes'): return self.run['pred'][i], [v[0] for v in vols]   # points the crop alone does not give
+    if lev.get('prior') is not None or lev.get('passes') or lev.get('scales'): return self.run['pred'][i], [v[0] for v in vols]   # points the crop alone does not give
     off = float(np.abs(pts[0] - self.run['pred'][i]).max())
     if not off <= tol:
         raise ValueError(f"face {self.ids[i]!r}: the checkpoint predicts points {off:.3g} px away from those saved in {self.npz}: "

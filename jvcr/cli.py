@@ -161,10 +161,19 @@ def _chosen_levers(ckpt, flip, prior):  # the checkpoint, --flip/--no-flip (None
     prior = card.get('prior') if prior is None else None if prior == 'none' else prior
     return flip, prior
 
-def _lever_options(recrop, flip:bool, prior):  # --recrop, --flip, --prior
+def _chosen_scales(ckpt, scales):  # the checkpoint, --scales (None: not given)
+    "The crop scales `jvcr evaluate` averages over: as given, else the shipped weights' card's choice, else one crop (None)."
+    from jvcr.shipped import shipped_levers
+    if scales is None: scales = (shipped_levers(ckpt) if ckpt is not None else {}).get('scales')
+    if scales is None or list(scales) == [1.0]: return None
+    if not all(math.isfinite(k) and k > 0 for k in scales): raise ValueError(f"--scales must be positive numbers (crop side multiples), got {scales}")
+    return [float(k) for k in scales]
+
+def _lever_options(recrop, flip:bool, prior, scales=None):  # --recrop, --flip, --prior, --scales (None: one crop)
     "run_evaluation's predictor arguments for `jvcr evaluate`: the re-crop passes and the test-time levers."
     o = _recrop_options(recrop)
-    levers = {k: v for k, v in dict(flip=True if flip else None, prior=_prior_option(prior)).items() if v is not None}
+    levers = {k: v for k, v in dict(flip=True if flip else None, prior=_prior_option(prior), scales=scales).items() if v is not None}
+    if scales is not None and 'predictor_type' in o: raise ValueError("--scales and --recrop do not combine: re-cropping predicts from one crop per pass")
     return dict(o, predictor_options=dict(o.get('predictor_options') or {}, **levers)) if levers else o
 
 def _evaluate(a):
@@ -178,7 +187,7 @@ def _evaluate(a):
     check_outputs({'--json': a.json, '--per-face': a.per_face, '--predictions': a.predictions}, {'--checkpoint': ckpt}, a.overwrite)
     rep = run_evaluation(a.dataset, checkpoint=ckpt, baseline=a.baseline, crop=a.crop, root=a.root,
                          json_out=a.json, per_face_csv=a.per_face, progress=not a.no_progress, batch_size=a.batch,
-                         predictions_out=a.predictions, overwrite=a.overwrite, **_lever_options(a.recrop, *_chosen_levers(ckpt, a.flip, a.prior)))
+                         predictions_out=a.predictions, overwrite=a.overwrite, **_lever_options(a.recrop, *_chosen_levers(ckpt, a.flip, a.prior), _chosen_scales(ckpt, a.scales)))
     m = rep['metrics']
     print(f"{rep['predictor']} on {rep['dataset']} ({rep['n']} faces, {rep['crop']} crops)"
           + (f", {json.dumps(rep['predictor_settings'])}" if any(v not in (None, False, 0) for v in (rep.get('predictor_settings') or {}).values()) else ''))
@@ -284,6 +293,9 @@ def _add_evaluate(sub):  # argparse subparsers of `jvcr`
     e.add_argument('--prior', metavar='LAM', help="test-time lever: fit the 68-point face model to the prediction (jvcr.pose.fit_face_prior): "
                    "'mean' = the average face posed (no data needed), a number = the ridge weight of the shape (needs the data), 'none' = off "
                    "(default: the choice in the shipped weights' card, else off)")
+    e.add_argument('--scales', type=float, nargs='+', metavar='K', help="test-time lever: predict from the crop box scaled by each K about its centre "
+                   "and average the points (one model pass per scale and flip; e.g. --scales 0.9 1 1.1; --scales 1 = one crop; "
+                   "default: the choice in the shipped weights' card, else one crop)")
     add_shared(e, 'root', 'overwrite', 'no_progress')
     e.set_defaults(func=_evaluate)
 

@@ -61,7 +61,7 @@ def ship_weights(checkpoint,            # a jvcr checkpoint
     return card
 
 # %% ../nbs/11c_shipped.ipynb #levers02
-LEVER_KEYS = ('flip', 'prior')   # the test-time levers a model card may choose (`jvcr.evaluation.ModelPredictor`'s arguments)
+LEVER_KEYS = ('flip', 'prior', 'scales')   # the test-time levers a model card may choose (`jvcr.evaluation.ModelPredictor`'s arguments)
 
 def shipped_levers(checkpoint,  # a checkpoint file, or the name of shipped weights
                   ) -> dict:
@@ -79,6 +79,9 @@ def shipped_levers(checkpoint,  # a checkpoint file, or the name of shipped weig
     lam = tt.get('prior')
     if not (lam is None or lam == 'mean' or (isinstance(lam, (int, float)) and not isinstance(lam, bool) and math.isfinite(lam) and lam >= 0)):
         raise ValueError(f"model card {card}: test_time prior must be null, 'mean' or a number >= 0, got {lam!r}")
+    k = tt.get('scales', [1.0])
+    if not (isinstance(k, list) and k and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in k)):
+        raise ValueError(f"model card {card}: test_time scales must be a non-empty list of positive numbers, got {k!r}")
     return dict(tt)
 
 # %% ../nbs/11c_shipped.ipynb #769968b2
