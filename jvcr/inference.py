@@ -192,7 +192,8 @@ class Predictor:
         """Load `path` safely (weights only; `CheckpointError` names a missing or foreign file) into a predictor.
         A name without a file, such as `'default'`, loads weights shipped with jvcr (`shipped_weights()`). Those are trained
         on AFLW images and Basel Face Model labels and carry their terms, non-commercial research only (`WEIGHTS_TERMS`),
-        not the code's Apache-2.0 licence. `flip` left out takes the choice of the weights' model card (`shipped_levers`)."""
+        not the code's Apache-2.0 licence. `flip` left out takes the choice of the weights' model card (`shipped_levers`); its shape prior and crop scales are
+        evaluation levers (`jvcr evaluate`), not applied here."""
         path = resolve_checkpoint(path)
         if 'flip' not in kw: kw['flip'] = bool(shipped_levers(path).get('flip', False))
         return cls(load_checkpoint(path)[0], device, **kw)
