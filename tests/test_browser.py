@@ -59,7 +59,7 @@ def test_cli_has_predictions_flag(capsys):
     assert '--predictions OUT.npz' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('levers', [['--no-flip', '--prior', 'none'], ['--flip', '--prior', 'none'], ['--flip', '--prior', 'mean']])
+@pytest.mark.parametrize('levers', [['--no-flip', '--prior', 'none', '--scales', '1'], ['--flip', '--prior', 'none', '--scales', '1'], ['--flip', '--prior', 'mean']])
 def test_cli_evaluate_writes_predictions_the_browser_reads(tmp_path, monkeypatch, capsys, levers):
     "`jvcr evaluate --checkpoint default --per-face --predictions` end to end, AFLW2000-3D replaced by 4 toy faces (no data needed), with and without test-time levers."
     import jvcr.datasets
@@ -73,7 +73,9 @@ def test_cli_evaluate_writes_predictions_the_browser_reads(tmp_path, monkeypatch
     assert br.info['crop'] == '3ddfa' and br.info['checkpoint'].endswith('default.pt') and br.info['data_root'] == str(tmp_path.resolve())
     pts, _ = br.volumes(br.select()[0])                                   # the checkpoint recorded in the file reproduces it
     assert np.abs(pts - br.run['pred'][br.select()[0]]).max() < 1e-3
-    assert br.info['predictor_settings'] == {'flip': '--flip' in levers, 'prior': 'mean' if 'mean' in levers else None}
+    from jvcr.shipped import shipped_levers
+    scales = {} if '--scales' in levers or 'scales' not in shipped_levers('default') else {'scales': shipped_levers('default')['scales']}   # the card's, unless told
+    assert br.info['predictor_settings'] == {'flip': '--flip' in levers, 'prior': 'mean' if 'mean' in levers else None, **scales}
 
 
 @pytest.fixture(scope='module')
