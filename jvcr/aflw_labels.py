@@ -99,7 +99,7 @@ FITTER_VERSION = 'aflw21-lm-2'   # bump when the fitter changes: it is part of t
 @dataclass(frozen=True)
 class FitSettings:
     "Constants of the 21-point fit and of the failure checks (set on aflw_crops, never on AFLW2000-3D)."
-    sigma: float = 0.03                # landmark noise, fraction of the face size (prior strength)
+    sigma: float = 0.01                # landmark noise, fraction of the face size (prior strength; chosen by hidden points)
     size0: float = 82.0                # typical face size in the 120 crop, px (scale prior centre)
     size_sd: float = 0.15              # relative spread of the scale prior
     yaw_starts: tuple = (-70., -35., 0., 35., 70.)   # initial yaws, degrees (multi-start)
